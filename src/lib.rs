@@ -1,0 +1,17 @@
+//! sift: find SEO spam injected into scraped news articles, remove it, and summarize what the article
+//! really says, with small transformer models run locally through candle.
+//!
+//! The modules follow the pipeline: [`model`] finds, verifies and loads weights; [`encode`] turns text
+//! into sentence vectors; [`generate`] runs the chat model; [`inspect`] is today's main job, showing what
+//! the models see in an article. The `sift` binary is a thin layer over this library.
+
+pub mod device;
+pub mod encode;
+pub mod error;
+pub mod generate;
+pub mod input;
+pub mod inspect;
+pub mod metrics;
+pub mod model;
+
+pub use error::{Error, Result};
