@@ -61,6 +61,14 @@ pub fn load_chat_model(path: &Path, architecture: &str, device: &Device) -> Resu
     Ok(TextModel::new(lm, tokenizer, stop_tokens, chat, device.clone()))
 }
 
+/// Only the tokenizer of the GGUF at `path` (reads the metadata, not the weights).
+pub fn read_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader).map_err(|e| Error::format(path, e))?;
+    tokenizer_from_gguf(&content).map_err(|e| Error::format(path, e))
+}
+
 struct Qwen2(quantized_qwen2::ModelWeights);
 
 impl CausalLm for Qwen2 {
