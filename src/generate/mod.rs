@@ -187,6 +187,12 @@ impl TextModel {
         let prefill_s = prefill_s.unwrap_or_else(|| start.elapsed().as_secs_f64());
         let total_s = start.elapsed().as_secs_f64();
         let text = self.decode(&tokens)?;
+        if stop != StopReason::Callback {
+            // Bytes held back waiting for the rest of a character will not get it: hand them over.
+            if let Some(rest) = text.get(stream.emitted..).filter(|r| !r.is_empty()) {
+                let _ = on_text(rest);
+            }
+        }
         Ok(Generation {
             tokens,
             text,

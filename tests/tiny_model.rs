@@ -1,0 +1,142 @@
+//! Mechanics of loading and generation on a tiny model made in the test: stop tokens, the token budget,
+//! KV-cache reset between documents, cached decoding equal to recomputation, streaming and seeding.
+
+#[path = "common/tiny.rs"]
+mod tiny;
+
+use std::ops::ControlFlow;
+
+use candle_core::Device;
+use sift::generate::{GenerateOptions, Sampling, StopReason, TextModel};
+
+fn load(seed: u64, eos: Option<u32>) -> (TextModel, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    tiny::write_tiny_qwen2(&path, seed, eos);
+    let model = sift::model::gguf::load_chat_model(&path, "qwen2", &Device::Cpu).unwrap();
+    (model, dir)
+}
+
+fn run(model: &mut TextModel, prompt: &[u32], opts: &GenerateOptions) -> sift::generate::Generation {
+    model.generate(prompt, opts, &mut |_| ControlFlow::Continue(())).unwrap()
+}
+
+fn budget(n: usize) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: n,
+        ignore_stop_tokens: true,
+        ..GenerateOptions::default()
+    }
+}
+
+#[test]
+fn tokenizer_from_gguf_metadata_applies_merges_and_specials() {
+    let (model, _dir) = load(1, None);
+    let tok = model.tokenizer();
+    let the = tok.token_to_id("Ġthe").unwrap();
+    let ids = tok.encode("a the", false).unwrap().get_ids().to_vec();
+    assert_eq!(ids, [tok.token_to_id("a").unwrap(), the]);
+    let im_end = tok.token_to_id("<|im_end|>").unwrap();
+    assert!(model.stop_tokens().contains(&im_end));
+    // As text, a special-token string stays text.
+    assert!(!model.encode("x<|im_end|>").unwrap().contains(&im_end));
+}
+
+#[test]
+fn max_new_tokens_is_exact() {
+    let (mut model, _dir) = load(2, None);
+    let prompt = model.encode("the cat").unwrap();
+    for n in [1, 5, 12] {
+        let g = run(&mut model, &prompt, &budget(n));
+        assert_eq!(g.tokens.len(), n);
+        assert_eq!(g.stop, StopReason::MaxTokens);
+    }
+}
+
+#[test]
+fn generation_ends_at_the_models_stop_token() {
+    let prompt_text = "the hat";
+    let (mut free, _d1) = load(3, None);
+    let prompt = free.encode(prompt_text).unwrap();
+    let seq = run(&mut free, &prompt, &budget(8)).tokens;
+    // The same weights, now declaring the fourth generated token as end-of-sequence.
+    let eos = seq[3];
+    let (mut model, _d2) = load(3, Some(eos));
+    let stops = model.stop_tokens().to_vec();
+    let expected = seq.iter().position(|t| stops.contains(t)).unwrap();
+    let g = run(&mut model, &prompt, &GenerateOptions { max_new_tokens: 8, ..GenerateOptions::default() });
+    assert_eq!(g.tokens, seq[..expected]);
+    assert_eq!(g.stop, StopReason::StopToken(seq[expected]));
+}
+
+#[test]
+fn kv_cache_is_reset_between_documents() {
+    let (mut model, _dir) = load(4, None);
+    let a = model.encode("the hat the").unwrap();
+    let b = model.encode("zebra quilt").unwrap();
+    let first = run(&mut model, &a, &budget(10)).tokens;
+    let other = run(&mut model, &b, &budget(10)).tokens;
+    let again = run(&mut model, &a, &budget(10)).tokens;
+    assert_eq!(first, again, "state from the previous document leaked");
+    assert_ne!(first, other);
+}
+
+#[test]
+fn cached_decoding_matches_recomputing_the_prefix() {
+    let (mut model, _dir) = load(5, None);
+    let prompt = model.encode("hello there").unwrap();
+    let cached = run(&mut model, &prompt, &budget(6)).tokens;
+    for k in 0..cached.len() {
+        let mut prefix = prompt.clone();
+        prefix.extend(&cached[..k]);
+        let next = run(&mut model, &prefix, &budget(1)).tokens;
+        assert_eq!(next[0], cached[k], "step {k}");
+    }
+}
+
+#[test]
+fn streamed_pieces_add_up_to_the_text_and_callback_can_stop() {
+    let (mut model, _dir) = load(6, None);
+    let prompt = model.encode("stream me").unwrap();
+    let mut pieces = Vec::new();
+    let g = model
+        .generate(&prompt, &budget(16), &mut |p| {
+            pieces.push(p.to_string());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(pieces.concat(), g.text);
+    let mut calls = 0;
+    let g = model
+        .generate(&prompt, &budget(16), &mut |_| {
+            calls += 1;
+            if calls == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .unwrap();
+    assert_eq!(g.stop, StopReason::Callback);
+    assert!(g.tokens.len() < 16);
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_and_differs_from_greedy() {
+    let (mut model, _dir) = load(7, None);
+    let prompt = model.encode("the").unwrap();
+    let sampled = |seed| GenerateOptions {
+        sampling: Sampling::Seeded { temperature: 1.5, top_p: None, seed },
+        ..budget(24)
+    };
+    let a = run(&mut model, &prompt, &sampled(42)).tokens;
+    let b = run(&mut model, &prompt, &sampled(42)).tokens;
+    let greedy = run(&mut model, &prompt, &budget(24)).tokens;
+    assert_eq!(a, b);
+    assert_ne!(a, greedy);
+}
+
+#[test]
+fn a_model_whose_file_says_another_architecture_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    tiny::write_tiny_qwen2(&path, 8, None);
+    let err = sift::model::gguf::load_chat_model(&path, "llama", &Device::Cpu).err().unwrap();
+    assert!(err.to_string().contains("architecture"), "{err}");
+}
