@@ -16,7 +16,10 @@ fn main() {
     for p in &names {
         println!("cargo:rerun-if-changed={}", p.display());
         let file = p.file_name().unwrap().to_string_lossy();
-        out += &format!("    ({file:?}, include_str!({:?})),\n", p.display().to_string());
+        out += &format!(
+            "    ({file:?}, include_str!({:?})),\n",
+            p.display().to_string()
+        );
     }
     out += "];\n";
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("manifests.rs");

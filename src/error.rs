@@ -10,7 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("model `{model}` is not installed ({path} is missing): run `sift models fetch {model}`")]
+    #[error(
+        "model `{model}` is not installed ({path} is missing): run `sift models fetch {model}`"
+    )]
     ModelMissing { model: String, path: PathBuf },
 
     #[error("model `{model}` is not installed and --offline forbids downloading it: run `sift models fetch {model}` while online, or point --model-dir/--model-file at a local copy")]

@@ -73,7 +73,10 @@ pub fn inspect(
     order.sort_by(|&a, &b| sentences[b].centrality.total_cmp(&sentences[a].centrality));
     let mut sources: Vec<usize> = order.into_iter().take(GIST_SOURCES).collect();
     sources.sort_unstable();
-    let excerpt: Vec<&str> = sources.iter().map(|&i| sentences[i].text.as_str()).collect();
+    let excerpt: Vec<&str> = sources
+        .iter()
+        .map(|&i| sentences[i].text.as_str())
+        .collect();
     let messages = [
         Message::new(
             Role::System,
@@ -159,6 +162,9 @@ mod tests {
         let t = "첫 줄\n성장률은 3.5%였다.이 회장은 만났다. \n\nEnd";
         let spans = rough_sentences(t);
         let parts: Vec<&str> = spans.iter().map(|&(s, e)| &t[s..e]).collect();
-        assert_eq!(parts, ["첫 줄", "성장률은 3.5%였다.", "이 회장은 만났다.", "End"]);
+        assert_eq!(
+            parts,
+            ["첫 줄", "성장률은 3.5%였다.", "이 회장은 만났다.", "End"]
+        );
     }
 }

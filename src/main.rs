@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     if let Some(n) = cli.global.threads {
         // candle's CPU kernels size their work from RAYON_NUM_THREADS; set it before any pool starts.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     match run(&cli) {
         Ok(true) => ExitCode::SUCCESS,

@@ -17,8 +17,14 @@ fn load(seed: u64, eos: Option<u32>) -> (TextModel, tempfile::TempDir) {
     (model, dir)
 }
 
-fn run(model: &mut TextModel, prompt: &[u32], opts: &GenerateOptions) -> sift::generate::Generation {
-    model.generate(prompt, opts, &mut |_| ControlFlow::Continue(())).unwrap()
+fn run(
+    model: &mut TextModel,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+) -> sift::generate::Generation {
+    model
+        .generate(prompt, opts, &mut |_| ControlFlow::Continue(()))
+        .unwrap()
 }
 
 fn budget(n: usize) -> GenerateOptions {
@@ -64,7 +70,14 @@ fn generation_ends_at_the_models_stop_token() {
     let (mut model, _d2) = load(3, Some(eos));
     let stops = model.stop_tokens().to_vec();
     let expected = seq.iter().position(|t| stops.contains(t)).unwrap();
-    let g = run(&mut model, &prompt, &GenerateOptions { max_new_tokens: 8, ..GenerateOptions::default() });
+    let g = run(
+        &mut model,
+        &prompt,
+        &GenerateOptions {
+            max_new_tokens: 8,
+            ..GenerateOptions::default()
+        },
+    );
     assert_eq!(g.tokens, seq[..expected]);
     assert_eq!(g.stop, StopReason::StopToken(seq[expected]));
 }
@@ -110,7 +123,11 @@ fn streamed_pieces_add_up_to_the_text_and_callback_can_stop() {
     let g = model
         .generate(&prompt, &budget(16), &mut |_| {
             calls += 1;
-            if calls == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            if calls == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })
         .unwrap();
     assert_eq!(g.stop, StopReason::Callback);
@@ -122,7 +139,11 @@ fn seeded_sampling_is_reproducible_and_differs_from_greedy() {
     let (mut model, _dir) = load(7, None);
     let prompt = model.encode("the").unwrap();
     let sampled = |seed| GenerateOptions {
-        sampling: Sampling::Seeded { temperature: 1.5, top_p: None, seed },
+        sampling: Sampling::Seeded {
+            temperature: 1.5,
+            top_p: None,
+            seed,
+        },
         ..budget(24)
     };
     let a = run(&mut model, &prompt, &sampled(42)).tokens;
@@ -137,6 +158,8 @@ fn a_model_whose_file_says_another_architecture_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     tiny::write_tiny_qwen2(&path, 8, None);
-    let err = sift::model::gguf::load_chat_model(&path, "llama", &Device::Cpu).err().unwrap();
+    let err = sift::model::gguf::load_chat_model(&path, "llama", &Device::Cpu)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("architecture"), "{err}");
 }

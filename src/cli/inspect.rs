@@ -44,10 +44,17 @@ pub fn run(global: &GlobalArgs, article: &Path, format: Format) -> Result<bool> 
     let peak = sift::metrics::peak_rss_bytes();
     match format {
         Format::Text => {
-            println!("\n\n{:>4} {:>10} {:>6} {:>6}  sentence", "#", "centrality", "qwen", "e5");
+            println!(
+                "\n\n{:>4} {:>10} {:>6} {:>6}  sentence",
+                "#", "centrality", "qwen", "e5"
+            );
             for (i, s) in inspection.sentences.iter().enumerate() {
                 let shown: String = s.text.chars().take(60).collect();
-                let more = if shown.len() < s.text.len() { "…" } else { "" };
+                let more = if shown.len() < s.text.len() {
+                    "…"
+                } else {
+                    ""
+                };
                 println!(
                     "{i:>4} {:>10.3} {:>6} {:>6}  {shown}{more}",
                     s.centrality, s.summarizer_tokens, s.encoder_tokens
@@ -68,14 +75,18 @@ pub fn run(global: &GlobalArgs, article: &Path, format: Format) -> Result<bool> 
                             "encode": inspection.encode_s, "generate": inspection.generate_s},
                 "peak_rss_bytes": peak,
             });
-            println!("{}", serde_json::to_string_pretty(&out).expect("serialisable"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("serialisable")
+            );
         }
     }
     eprintln!(
         "sift: encode {:.2}s, generate {:.2}s, peak memory {}",
         inspection.encode_s,
         inspection.generate_s,
-        peak.map(|b| format!("{:.2} GB", b as f64 / 1e9)).unwrap_or_else(|| "unknown".into())
+        peak.map(|b| format!("{:.2} GB", b as f64 / 1e9))
+            .unwrap_or_else(|| "unknown".into())
     );
     Ok(true)
 }

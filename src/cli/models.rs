@@ -72,10 +72,19 @@ fn selected<'a>(catalog: &'a Catalog, names: &[String]) -> Result<Vec<&'a Manife
 pub fn list(store: &ModelStore, catalog: &Catalog, format: Format) -> Result<bool> {
     let reports: Vec<ModelReport> = catalog.models.iter().map(|m| report(store, m)).collect();
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&reports).expect("serialisable")),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).expect("serialisable")
+        ),
         Format::Text => {
             for r in &reports {
-                println!("{:<36} {:<10} {:<8} {:>10}", r.name, r.role, r.status, human(r.size));
+                println!(
+                    "{:<36} {:<10} {:<8} {:>10}",
+                    r.name,
+                    r.role,
+                    r.status,
+                    human(r.size)
+                );
                 for f in &r.files {
                     println!("    {} [{}]", f.path, f.status);
                     if let Some(d) = &f.detail {
@@ -103,7 +112,10 @@ pub fn fetch(store: &ModelStore, catalog: &Catalog, names: &[String]) -> Result<
                     continue;
                 }
                 FileStatus::Corrupt(d) if path == store.cached_path(m, f) => {
-                    eprintln!("sift: {} is corrupt ({d}); fetching it again", path.display());
+                    eprintln!(
+                        "sift: {} is corrupt ({d}); fetching it again",
+                        path.display()
+                    );
                     std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                 }
                 FileStatus::Corrupt(detail) => {

@@ -230,7 +230,9 @@ impl TextStream {
     fn push(&mut self, tokenizer: &Tokenizer, tokens: &[u32]) -> Result<Option<String>> {
         let text = tokenizer.decode(tokens, true)?;
         // A multi-byte character cut between tokens decodes to U+FFFD until its last byte arrives.
-        if text.ends_with('\u{FFFD}') || text.len() <= self.emitted || !text.is_char_boundary(self.emitted)
+        if text.ends_with('\u{FFFD}')
+            || text.len() <= self.emitted
+            || !text.is_char_boundary(self.emitted)
         {
             return Ok(None);
         }

@@ -105,7 +105,9 @@ fn parse(data: &[u8], device: &Device) -> std::result::Result<E5Image, String> {
     let eps = c.f32()?;
     let block = c.i32()?;
     if block != 32 {
-        return Err(format!("quantisation block size {block} is not supported (only 32)"));
+        return Err(format!(
+            "quantisation block size {block} is not supported (only 32)"
+        ));
     }
 
     let (pieces, scores, ids) = read_vocabulary(&mut c)?;
@@ -157,8 +159,12 @@ fn read_vocabulary(
         return Err("a special-token id is outside the vocabulary".into());
     }
     let blob_len = usize::try_from(c.u64()?).map_err(|_| "blob too large")?;
-    let offsets = (0..=n).map(|_| c.u32()).collect::<std::result::Result<Vec<_>, _>>()?;
-    let scores = (0..n).map(|_| c.f32()).collect::<std::result::Result<Vec<_>, _>>()?;
+    let offsets = (0..=n)
+        .map(|_| c.u32())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let scores = (0..n)
+        .map(|_| c.f32())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let blob = c.take(blob_len)?;
     let pieces = offsets
         .windows(2)
@@ -183,7 +189,10 @@ fn read_char_table(c: &mut Cursor) -> std::result::Result<HashMap<char, Vec<char
         let cp = c.u32()?;
         let k = c.u8()? as usize;
         let to = (0..k)
-            .map(|_| c.u32().and_then(|u| char::from_u32(u).ok_or_else(|| format!("bad code point {u}"))))
+            .map(|_| {
+                c.u32()
+                    .and_then(|u| char::from_u32(u).ok_or_else(|| format!("bad code point {u}")))
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let from = char::from_u32(cp).ok_or_else(|| format!("bad code point {cp}"))?;
         table.insert(from, to);
@@ -207,7 +216,8 @@ fn read_tensors(
     let mut out = HashMap::with_capacity(n);
     for _ in 0..n {
         let name_len = c.u16()? as usize;
-        let name = String::from_utf8(c.take(name_len)?.to_vec()).map_err(|_| "tensor name is not UTF-8")?;
+        let name = String::from_utf8(c.take(name_len)?.to_vec())
+            .map_err(|_| "tensor name is not UTF-8")?;
         let _dtype = c.u8()?;
         let count = c.u32()? as usize;
         let offset = usize::try_from(c.u64()?).map_err(|_| "offset too large")?;
@@ -235,7 +245,9 @@ fn shape_of(name: &str, count: usize, hidden: usize) -> std::result::Result<Vec<
         return Ok(vec![count]);
     }
     if hidden == 0 || count % hidden != 0 {
-        return Err(format!("tensor {name}: {count} elements are not rows of {hidden}"));
+        return Err(format!(
+            "tensor {name}: {count} elements are not rows of {hidden}"
+        ));
     }
     // The FFN's output projection maps the wide intermediate layer back down to `hidden`.
     Ok(if name.ends_with(".fo.w") {
@@ -386,8 +398,14 @@ mod tests {
             hf_bert_name("l11.aln.w").unwrap(),
             "encoder.layer.11.attention.output.LayerNorm.weight"
         );
-        assert_eq!(hf_bert_name("l0.fo.b").unwrap(), "encoder.layer.0.output.dense.bias");
-        assert_eq!(hf_bert_name("emb.ln.b").unwrap(), "embeddings.LayerNorm.bias");
+        assert_eq!(
+            hf_bert_name("l0.fo.b").unwrap(),
+            "encoder.layer.0.output.dense.bias"
+        );
+        assert_eq!(
+            hf_bert_name("emb.ln.b").unwrap(),
+            "embeddings.LayerNorm.bias"
+        );
         assert!(hf_bert_name("l0.zz.w").is_none());
         assert!(hf_bert_name("lx.q.w").is_none());
     }

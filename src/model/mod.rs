@@ -16,7 +16,11 @@ use manifest::{Format, Manifest, Role};
 use store::ModelStore;
 
 /// Resolves (fetching when allowed) and loads the summarizer `manifest` describes.
-pub fn load_summarizer(store: &ModelStore, manifest: &Manifest, device: &Device) -> Result<TextModel> {
+pub fn load_summarizer(
+    store: &ModelStore,
+    manifest: &Manifest,
+    device: &Device,
+) -> Result<TextModel> {
     expect_role(manifest, Role::Summarizer)?;
     let paths = store.resolve(manifest)?;
     match manifest.format {
@@ -41,7 +45,10 @@ fn expect_role(manifest: &Manifest, role: Role) -> Result<()> {
     } else {
         Err(Error::Manifest {
             path: manifest.origin.clone(),
-            detail: format!("model `{}` is a {}, not a {role}", manifest.name, manifest.role),
+            detail: format!(
+                "model `{}` is a {}, not a {role}",
+                manifest.name, manifest.role
+            ),
         })
     }
 }

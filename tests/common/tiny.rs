@@ -55,19 +55,27 @@ pub fn write_tiny_qwen2(path: &std::path::Path, seed: u64, eos: Option<u32>) -> 
     let vocab = tokens.len();
 
     let dev = Device::Cpu;
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut rand = |shape: &[usize], scale: f32| {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0 * scale
             })
             .collect();
         QTensor::quantize(&Tensor::from_vec(v, shape, &dev).unwrap(), GgmlDType::F32).unwrap()
     };
     let ones = |n: usize| {
-        QTensor::quantize(&Tensor::ones(n, candle_core::DType::F32, &dev).unwrap(), GgmlDType::F32).unwrap()
+        QTensor::quantize(
+            &Tensor::ones(n, candle_core::DType::F32, &dev).unwrap(),
+            GgmlDType::F32,
+        )
+        .unwrap()
     };
     let kv = HIDDEN / HEADS * KV_HEADS;
     let mut tensors: Vec<(String, QTensor)> = vec![
