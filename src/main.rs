@@ -29,6 +29,12 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> sift::Result<bool> {
     let g = &cli.global;
+    if let (Some(_), Some(article)) = (&cli.command, &cli.article) {
+        return Err(sift::Error::Input(format!(
+            "`{}` given before a subcommand: put the article after `inspect`",
+            article.display()
+        )));
+    }
     match &cli.command {
         Some(Command::Models(cmd)) => {
             let store = g.store();

@@ -402,6 +402,21 @@ fn unknown_model_and_bad_device_are_usage_errors() {
         "{}",
         stderr(&out)
     );
+    let ok = sb.run(&[
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "models",
+        "list",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        ok.status.success(),
+        "global flags before a subcommand: {}",
+        stderr(&ok)
+    );
     let out = sb.run(&["--device", "tpu", "models", "list"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -409,4 +424,41 @@ fn unknown_model_and_bad_device_are_usage_errors() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn local_copies_are_used_in_place_and_verified() {
+    let sb = Sandbox::new();
+    assert!(sb
+        .run(&["models", "fetch", "--mirror", "-q"])
+        .status
+        .success());
+    let local_dir = sb.dir.path().join("local");
+    std::fs::create_dir_all(&local_dir).unwrap();
+    let local = local_dir.join("tiny.bin");
+    std::fs::rename(sb.model_file(), &local).unwrap();
+
+    for flag in [
+        ["--model-file", local.to_str().unwrap()],
+        ["--model-dir", local_dir.to_str().unwrap()],
+    ] {
+        let out = sb.run(&[flag[0], flag[1], "models", "list", "--format", "json"]);
+        let models: Vec<ModelReport> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(models[0].status, "present", "{flag:?}");
+        assert_eq!(models[0].files[0].path, local.to_str().unwrap());
+    }
+
+    // A damaged local copy is refused, and never replaced behind the user's back.
+    std::fs::write(&local, &sb.content[..10]).unwrap();
+    let out = sb.run(&[
+        "--model-file",
+        local.to_str().unwrap(),
+        "--offline",
+        "--device",
+        "cpu",
+        "examples/article.txt",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&local).unwrap(), &sb.content[..10]);
 }

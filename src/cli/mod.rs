@@ -15,8 +15,7 @@ use sift::model::store::ModelStore;
 #[command(
     name = "sift",
     version,
-    about = "Find SEO spam injected into news articles and see what the article really says",
-    args_conflicts_with_subcommands = true
+    about = "Find SEO spam injected into news articles and see what the article really says"
 )]
 pub struct Cli {
     #[command(subcommand)]
