@@ -1,6 +1,6 @@
 //! What the models see in an article: the main job until detection and summaries land.
 //!
-//! Each rough sentence gets its token counts under both models and its cosine similarity to the
+//! Each sentence gets its token counts under both models and its cosine similarity to the
 //! article's mean vector (sentences far from the article's centre are the candidates the detection work
 //! will examine); the chat model then writes a one-line draft gist from the most central sentences,
 //! which shows the generation loop at work on the real model. The draft is labelled unchecked: the
@@ -15,6 +15,7 @@ use crate::encode::{cosine, Encoder, Prefix};
 use crate::error::{Error, Result};
 use crate::generate::chat::{Message, Role};
 use crate::generate::{GenerateOptions, TextModel};
+use crate::segment;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SentenceView {
@@ -47,7 +48,10 @@ pub fn inspect(
     summarizer: &mut TextModel,
     on_gist: &mut dyn FnMut(&str),
 ) -> Result<Inspection> {
-    let spans = rough_sentences(text);
+    let spans: Vec<(usize, usize)> = segment::sentences(text)
+        .iter()
+        .map(|s| (s.start, s.end))
+        .collect();
     if spans.is_empty() {
         return Err(Error::Input("the article has no text".into()));
     }
@@ -120,51 +124,4 @@ fn unit_mean(vectors: &[Vec<f32>], dim: usize) -> Vec<f32> {
     let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     mean.iter_mut().for_each(|m| *m /= norm);
     mean
-}
-
-/// Rough sentence spans (byte offsets): lines, cut after `.`, `?`, `!` or `…` unless a digit follows
-/// (so `3.5%` stays whole). The proper segmenter comes with the detection work.
-pub fn rough_sentences(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let next = chars.peek().map(|&(_, n)| n);
-        let ends = match c {
-            '\n' => true,
-            '.' | '?' | '!' | '…' => next.is_none_or(|n| !n.is_ascii_digit() && n != '.'),
-            _ => false,
-        };
-        if ends {
-            push_trimmed(text, start, i + c.len_utf8(), &mut out);
-            start = i + c.len_utf8();
-        }
-    }
-    push_trimmed(text, start, text.len(), &mut out);
-    out
-}
-
-fn push_trimmed(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
-    let s = &text[start..end];
-    let lead = s.len() - s.trim_start().len();
-    let trail = s.len() - s.trim_end().len();
-    if lead + trail < s.len() {
-        out.push((start + lead, end - trail));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rough_sentences_keep_offsets_and_numbers() {
-        let t = "첫 줄\n성장률은 3.5%였다.이 회장은 만났다. \n\nEnd";
-        let spans = rough_sentences(t);
-        let parts: Vec<&str> = spans.iter().map(|&(s, e)| &t[s..e]).collect();
-        assert_eq!(
-            parts,
-            ["첫 줄", "성장률은 3.5%였다.", "이 회장은 만났다.", "End"]
-        );
-    }
 }

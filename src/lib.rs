@@ -1,7 +1,8 @@
 //! sift: find SEO spam injected into scraped news articles, remove it, and summarize what the article
 //! really says, with small transformer models run locally through candle.
 //!
-//! The modules follow the pipeline: [`model`] finds, verifies and loads weights; [`encode`] turns text
+//! The modules follow the pipeline: [`segment`] cuts an article into sentences with byte offsets;
+//! [`model`] finds, verifies and loads weights; [`encode`] turns text
 //! into sentence vectors; [`generate`] runs the chat model; [`inspect`] is today's main job, showing what
 //! the models see in an article. The `sift` binary is a thin layer over this library.
 
@@ -13,5 +14,6 @@ pub mod input;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
+pub mod segment;
 
 pub use error::{Error, Result};
