@@ -2,7 +2,7 @@
 //!
 //! Each sentence gets its token counts under both models and its cosine similarity to the
 //! article's mean vector (sentences far from the article's centre are the candidates the detection work
-//! will examine); the chat model then writes a one-line draft gist from the most central sentences,
+//! will examine); the chat model then writes a one-line Korean draft gist from the most central sentences,
 //! which shows the generation loop at work on the real model. The draft is labelled unchecked: the
 //! faithfulness checks belong to the summary work.
 
@@ -84,12 +84,12 @@ pub fn inspect(
     let messages = [
         Message::new(
             Role::System,
-            "You are a careful news editor. You state only what the given sentences state.",
+            "당신은 신중한 뉴스 편집자입니다. 주어진 문장에 있는 내용만 씁니다.",
         ),
         Message::new(
             Role::User,
             format!(
-                "Sentences from a news article:\n\"\"\"\n{}\n\"\"\"\nIn one short English sentence, say what they report.",
+                "다음은 한 뉴스 기사의 문장들입니다.\n\"\"\"\n{}\n\"\"\"\n이 문장들이 전하는 내용을 한국어 한 문장으로 요약하세요.",
                 excerpt.join("\n")
             ),
         ),
@@ -97,7 +97,7 @@ pub fn inspect(
     let t1 = Instant::now();
     let prompt = summarizer.chat_prompt(&messages)?;
     let opts = GenerateOptions {
-        max_new_tokens: 48,
+        max_new_tokens: 96,
         ..GenerateOptions::default()
     };
     let generation = summarizer.generate(&prompt, &opts, &mut |piece| {
