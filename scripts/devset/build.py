@@ -270,8 +270,9 @@ README_HEAD = """\
 # sift development set
 
 Labelled news articles (Korean and English) with SEO spam spliced in, for developing and
-measuring sift's spam detection. The articles were written for this set (names, figures and
-quotes are invented); the seed is the repository's `examples/article.txt`.
+measuring sift's spam detection. The articles were written for this set, loosely modelled on
+real news; names, figures, quotes and events are invented or altered, so read none of them as
+reporting. The seed is the repository's `examples/article.txt` (a real scraped article).
 
 Do not edit `docs/` or `gold/` by hand: they are generated from `scripts/devset/sources/`
 (one file per document: the clean article plus an injection plan) and rebuilt with
