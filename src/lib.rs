@@ -3,12 +3,15 @@
 //!
 //! The modules follow the pipeline: [`segment`] cuts an article into sentences with byte offsets;
 //! [`model`] finds, verifies and loads weights; [`encode`] turns text
-//! into sentence vectors; [`generate`] runs the chat model; [`inspect`] is today's main job, showing what
+//! into sentence vectors; [`detect`] labels sentences and finds injected spans; [`eval`] scores that
+//! against gold; [`generate`] runs the chat model; [`inspect`] is today's main job, showing what
 //! the models see in an article. The `sift` binary is a thin layer over this library.
 
+pub mod detect;
 pub mod device;
 pub mod encode;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod input;
 pub mod inspect;

@@ -50,6 +50,12 @@ fn run(cli: &Cli) -> sift::Result<bool> {
             }
         }
         Some(Command::Inspect { article, output }) => cli::inspect::run(g, article, output.format),
+        Some(Command::Eval {
+            dir,
+            output,
+            per_document,
+        }) => cli::detect::eval(g, dir, output.format, *per_document),
+        Some(Command::Train { data, out }) => cli::detect::train(g, data, out),
         None => match &cli.article {
             Some(article) => cli::inspect::run(g, article, cli.output.format),
             None => Err(sift::Error::Input(

@@ -160,3 +160,28 @@ fn summarizer_answers_and_stops_at_im_end() {
     );
     assert_eq!(streamed, g.text);
 }
+
+#[test]
+fn e5_token_vectors_carry_byte_ranges_into_the_text() {
+    let enc = common::encoder();
+    let text = "메타,아마존,비셀 고베 대 fc 바르셀로나 통계퀄컴 등  U.S. “인용”";
+    let out = enc.embed_tokens(&[text], Prefix::Passage).unwrap();
+    let t = &out[0];
+    assert_eq!(t.spans.len(), t.vectors.len());
+    let pieces: Vec<&str> = t.spans.iter().map(|&(a, b)| &text[a..b]).collect();
+    eprintln!("{pieces:?}");
+    let mut last = 0;
+    for &(a, b) in &t.spans {
+        assert!(a >= last && a < b && text.is_char_boundary(a) && text.is_char_boundary(b));
+        last = b;
+    }
+    let joined: String = pieces
+        .concat()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let expect: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    assert_eq!(joined, expect);
+    let whole = enc.embed(&[text], Prefix::Passage).unwrap();
+    assert!(cosine(&whole[0], &t.sentence) > 0.9999);
+}

@@ -1,5 +1,6 @@
 //! Command-line flags, turned into the library's settings. Nothing here does the work itself.
 
+pub mod detect;
 pub mod inspect;
 pub mod models;
 
@@ -43,6 +44,24 @@ pub enum Command {
     /// List, fetch and verify model files.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Score detection against a labelled set (DIR/docs/*.txt with DIR/gold/*.json).
+    Eval {
+        dir: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+        /// Also list each document's scores.
+        #[arg(long)]
+        per_document: bool,
+    },
+    /// Train the token head from the corpus (genuine articles and spam phrases).
+    Train {
+        /// Corpus folder with genuine/*.txt and spam.tsv.
+        #[arg(long, default_value = "data/train")]
+        data: PathBuf,
+        /// Where to write the head.
+        #[arg(long, default_value = "models/spam-head.safetensors")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +125,10 @@ pub struct GlobalArgs {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Use this token head (from `sift train`) instead of the built-in one.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub head: Option<PathBuf>,
 }
 
 impl GlobalArgs {
@@ -122,6 +145,24 @@ impl GlobalArgs {
         match &self.manifests {
             Some(dir) => Catalog::from_dir(dir),
             None => Catalog::builtin(),
+        }
+    }
+
+    /// The encoder, loaded on `device`.
+    pub fn encoder(&self, device: &candle_core::Device) -> sift::Result<sift::encode::Encoder> {
+        let catalog = self.catalog()?;
+        let manifest = catalog.for_role(sift::model::manifest::Role::Encoder)?;
+        sift::model::load_encoder(&self.store(), manifest, device)
+    }
+
+    /// The token head: `--head`, or the built-in one.
+    pub fn head(
+        &self,
+        device: &candle_core::Device,
+    ) -> sift::Result<sift::detect::head::TokenHead> {
+        match &self.head {
+            Some(p) => sift::detect::head::TokenHead::load(p, device),
+            None => sift::detect::head::TokenHead::builtin(device),
         }
     }
 

@@ -60,16 +60,55 @@ impl Encoder {
 
     /// Token ids for `text` with its prefix and the `<s> … </s>` frame, cut at the position limit.
     pub fn tokens(&self, text: &str, prefix: Prefix) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(format!("{}{text}", prefix.as_str()), true)?;
+        Ok(self.tokenize(text, prefix)?.ids)
+    }
+
+    fn tokenize(&self, text: &str, prefix: Prefix) -> Result<Tokenized> {
+        let p = prefix.as_str();
+        let enc = self.tokenizer.encode(format!("{p}{text}"), true)?;
         let mut ids = enc.get_ids().to_vec();
+        let special = enc.get_special_tokens_mask();
+        // Byte offsets into `text` of the tokens that cover it (not the prefix, not the frame).
+        let mut spans: Vec<Option<(usize, usize)>> = enc
+            .get_offsets()
+            .iter()
+            .zip(special)
+            .map(|(&(a, b), &sp)| {
+                (sp == 0 && b > p.len()).then(|| (a.max(p.len()) - p.len(), b - p.len()))
+            })
+            .collect();
         if ids.len() > self.max_tokens {
             let last = *ids.last().unwrap_or(&self.pad_id);
             ids.truncate(self.max_tokens - 1);
             ids.push(last);
+            spans.truncate(self.max_tokens - 1);
+            spans.push(None);
         }
-        Ok(ids)
+        Ok(Tokenized { ids, spans })
+    }
+
+    /// Runs a batch through the encoder: hidden states `[batch, tokens, hidden]`, the mask, and each
+    /// text's tokens.
+    fn forward(&self, texts: &[&str], prefix: Prefix) -> Result<(Tensor, Tensor, Vec<Tokenized>)> {
+        let toks = texts
+            .iter()
+            .map(|t| self.tokenize(t, prefix))
+            .collect::<Result<Vec<_>>>()?;
+        let width = toks.iter().map(|t| t.ids.len()).max().unwrap_or(0);
+        let mut flat = Vec::with_capacity(toks.len() * width);
+        let mut mask = Vec::with_capacity(toks.len() * width);
+        for t in &toks {
+            flat.extend(t.ids.iter().copied());
+            flat.extend(std::iter::repeat_n(self.pad_id, width - t.ids.len()));
+            mask.extend(std::iter::repeat_n(1u32, t.ids.len()));
+            mask.extend(std::iter::repeat_n(0u32, width - t.ids.len()));
+        }
+        let shape = (toks.len(), width);
+        let input = Tensor::from_vec(flat, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let types = input.zeros_like()?;
+        let hidden = self.model.forward(&input, &types, Some(&mask))?;
+        Ok((hidden, mask, toks))
     }
 
     /// One unit vector per text, in order.
@@ -77,33 +116,67 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = texts
-            .iter()
-            .map(|t| self.tokens(t, prefix))
-            .collect::<Result<Vec<_>>>()?;
-        let width = ids.iter().map(Vec::len).max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(ids.len() * width);
-        let mut mask = Vec::with_capacity(ids.len() * width);
-        for row in &ids {
-            flat.extend(row.iter().copied());
-            flat.extend(std::iter::repeat_n(self.pad_id, width - row.len()));
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - row.len()));
-        }
-        let shape = (ids.len(), width);
-        let input = Tensor::from_vec(flat, shape, &self.device)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &types, Some(&mask))?;
-        // Mean over real tokens only, then unit length.
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-        let counts = mask_f.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-        let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let (hidden, mask, _) = self.forward(texts, prefix)?;
+        Ok(mean_pool(&hidden, &mask)?.to_vec2::<f32>()?)
     }
+
+    /// The sentence vector and the contextual vector of every token, with the byte range each token
+    /// covers in its text. One pass of the encoder serves both.
+    pub fn embed_tokens(&self, texts: &[&str], prefix: Prefix) -> Result<Vec<TokenVectors>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (hidden, mask, toks) = self.forward(texts, prefix)?;
+        let pooled = mean_pool(&hidden, &mask)?.to_vec2::<f32>()?;
+        let hidden = hidden.to_vec3::<f32>()?;
+        Ok(toks
+            .into_iter()
+            .zip(hidden)
+            .zip(pooled)
+            .map(|((t, rows), sentence)| {
+                let mut spans = Vec::new();
+                let mut vectors = Vec::new();
+                for (span, row) in t.spans.iter().zip(rows) {
+                    if let Some(span) = span {
+                        spans.push(*span);
+                        vectors.push(row);
+                    }
+                }
+                TokenVectors {
+                    sentence,
+                    spans,
+                    vectors,
+                }
+            })
+            .collect())
+    }
+}
+
+/// What [`Encoder::embed_tokens`] returns for one text.
+#[derive(Debug, Clone)]
+pub struct TokenVectors {
+    /// The L2-normalised mean of all token states (the sentence vector).
+    pub sentence: Vec<f32>,
+    /// Byte range of each token in the text.
+    pub spans: Vec<(usize, usize)>,
+    /// The token's last hidden state.
+    pub vectors: Vec<Vec<f32>>,
+}
+
+struct Tokenized {
+    ids: Vec<u32>,
+    /// Per token: its byte range in the text, or `None` for prefix and special tokens.
+    spans: Vec<Option<(usize, usize)>>,
+}
+
+/// Mean of the hidden states over real tokens, then unit length.
+fn mean_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+    let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
+    let counts = mask_f.sum(1)?;
+    let mean = summed.broadcast_div(&counts)?;
+    let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
+    Ok(mean.broadcast_div(&norm)?)
 }
 
 /// Cosine similarity of two unit vectors.

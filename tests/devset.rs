@@ -1,5 +1,5 @@
-//! The segmenter over every development document: spans in order, trimmed, on character boundaries,
-//! and together covering every non-space character of the article.
+//! The development set as a fixture: the segmenter over every document, and the cleaning and
+//! whitespace conventions against every gold file.
 
 #[test]
 fn segmenter_covers_every_development_document() {
@@ -33,4 +33,32 @@ fn segmenter_covers_every_development_document() {
         docs += 1;
     }
     assert!(docs >= 40, "only {docs} development documents");
+}
+
+#[test]
+fn cleaning_convention_reproduces_every_gold_clean_text() {
+    let set =
+        sift::eval::load_set(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/dev"))
+            .unwrap();
+    assert!(set.len() >= 40);
+    for doc in &set {
+        let cuts: Vec<(usize, usize)> = doc.gold.spam.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(
+            sift::detect::spans::clean_text(&doc.text, &cuts),
+            doc.gold.clean_text,
+            "{}",
+            doc.name
+        );
+        // The whitespace convention, applied to each gold span's non-space core, gives the span back.
+        for s in &doc.gold.spam {
+            let (a, b) = sift::detect::spans::trim(&doc.text, s.start, s.end);
+            assert_eq!(
+                sift::detect::spans::snap_whitespace(&doc.text, a, b),
+                (s.start, s.end),
+                "{}: {:?}",
+                doc.name,
+                s.text
+            );
+        }
+    }
 }

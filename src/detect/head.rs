@@ -1,0 +1,129 @@
+//! The token head: a small network on the encoder's contextual token vectors that says, for every
+//! token, how likely it is to belong to injected text.
+//!
+//! Its input is the token's vector beside its sentence's vector, so it can weigh a token against the
+//! sentence around it. Its weights are data (`models/spam-head.safetensors`, compiled in), produced by
+//! `sift train` from the corpus in `data/train/`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use crate::error::{Error, Result};
+
+/// The weights that ship with sift.
+const BUILTIN: &[u8] = include_bytes!("../../models/spam-head.safetensors");
+
+/// Per-token spam probabilities from token and sentence vectors.
+#[derive(Debug, Clone)]
+pub struct TokenHead {
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+}
+
+impl TokenHead {
+    /// The head compiled into sift.
+    pub fn builtin(device: &Device) -> Result<Self> {
+        let tensors = candle_core::safetensors::load_buffer(BUILTIN, device)?;
+        Self::from_tensors(tensors, Path::new("models/spam-head.safetensors"))
+    }
+
+    /// A head saved by `sift train`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let tensors =
+            candle_core::safetensors::load(path, device).map_err(|e| Error::format(path, e))?;
+        Self::from_tensors(tensors, path)
+    }
+
+    fn from_tensors(mut t: HashMap<String, Tensor>, origin: &Path) -> Result<Self> {
+        let mut take = |name: &str| {
+            t.remove(name)
+                .ok_or_else(|| Error::format(origin, format!("no tensor `{name}`")))?
+                .to_dtype(DType::F32)
+                .map_err(Error::from)
+        };
+        let head = Self {
+            w1: take("w1")?,
+            b1: take("b1")?,
+            w2: take("w2")?,
+            b2: take("b2")?,
+        };
+        let (hidden, input) = head.w1.dims2()?;
+        if head.b1.dims() != [hidden] || head.w2.dims() != [1, hidden] || head.b2.dims() != [1] {
+            return Err(Error::format(
+                origin,
+                format!("inconsistent shapes for input {input}"),
+            ));
+        }
+        Ok(head)
+    }
+
+    /// Width of the input: token vector and sentence vector side by side.
+    pub fn input_dim(&self) -> usize {
+        self.w1.dim(1).unwrap_or(0)
+    }
+
+    /// Logits for a `[n, input_dim]` matrix of features.
+    pub fn logits(&self, features: &Tensor) -> Result<Tensor> {
+        Ok(forward(&self.w1, &self.b1, &self.w2, &self.b2, features)?)
+    }
+
+    /// Spam probability of each token of one sentence.
+    pub fn token_probabilities(&self, tokens: &[Vec<f32>], sentence: &[f32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let device = self.w1.device();
+        let features = features(tokens, sentence, device)?;
+        let p = candle_nn::ops::sigmoid(&self.logits(&features)?)?;
+        Ok(p.to_vec1::<f32>()?)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<&str, Tensor> = [
+            ("w1", self.w1.clone()),
+            ("b1", self.b1.clone()),
+            ("w2", self.w2.clone()),
+            ("b2", self.b2.clone()),
+        ]
+        .into_iter()
+        .collect();
+        candle_core::safetensors::save(&tensors, path).map_err(|e| Error::format(path, e))
+    }
+
+    pub(crate) fn from_vars(w1: &Var, b1: &Var, w2: &Var, b2: &Var) -> Self {
+        Self {
+            w1: w1.as_tensor().detach(),
+            b1: b1.as_tensor().detach(),
+            w2: w2.as_tensor().detach(),
+            b2: b2.as_tensor().detach(),
+        }
+    }
+}
+
+/// The network: `w2 · gelu(w1 · x + b1) + b2`, one logit per row.
+pub(crate) fn forward(
+    w1: &Tensor,
+    b1: &Tensor,
+    w2: &Tensor,
+    b2: &Tensor,
+    x: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let h = x.matmul(&w1.t()?)?.broadcast_add(b1)?.gelu_erf()?;
+    h.matmul(&w2.t()?)?.broadcast_add(b2)?.squeeze(D::Minus1)
+}
+
+/// Rows of `[token | sentence]`, the token's vector scaled to unit length like the sentence's.
+pub(crate) fn features(tokens: &[Vec<f32>], sentence: &[f32], device: &Device) -> Result<Tensor> {
+    let dim = sentence.len();
+    let mut flat = Vec::with_capacity(tokens.len() * dim * 2);
+    for t in tokens {
+        let norm = t.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        flat.extend(t.iter().map(|x| x / norm));
+        flat.extend_from_slice(sentence);
+    }
+    Ok(Tensor::from_vec(flat, (tokens.len(), dim * 2), device)?)
+}

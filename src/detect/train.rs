@@ -1,0 +1,381 @@
+//! `sift train`: reproduces the token head from the corpus in `data/train/`.
+//!
+//! Genuine sentences come from the articles in `data/train/genuine/`, spam phrases from
+//! `data/train/spam.tsv`. Each genuine sentence is used as it is (every token genuine) and with a phrase
+//! injected the ways spammers inject them (glued after a comma, glued to the next sentence, between
+//! spaces, appended, or standing alone as a line); a token is spam when most of its bytes are injected.
+//! The encoder turns every example into contextual token vectors once, and the head is fitted on them
+//! with AdamW. Everything is seeded, so the same corpus gives the same weights. The development set in
+//! `data/dev/` is never read here: it stays a fair measure.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+use crate::detect::head::{self, TokenHead};
+use crate::encode::{Encoder, Prefix};
+use crate::error::{Error, Result};
+use crate::segment;
+
+/// Training settings.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub seed: u64,
+    pub hidden: usize,
+    pub epochs: usize,
+    pub batch_tokens: usize,
+    pub learning_rate: f64,
+    /// Injected variants made from each genuine sentence.
+    pub variants: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            seed: 20261128,
+            hidden: 48,
+            epochs: 12,
+            batch_tokens: 512,
+            learning_rate: 2e-3,
+            variants: 2,
+        }
+    }
+}
+
+/// One training sentence and the byte range injected into it, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub text: String,
+    pub spam: Option<(usize, usize)>,
+    /// Held out from fitting, to report how the head does on articles it did not see.
+    pub held_out: bool,
+}
+
+/// What training reports.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    pub examples: usize,
+    pub tokens: usize,
+    pub held_out_tokens: usize,
+    /// Token-level precision and recall of spam on held-out articles, at probability 0.5.
+    pub held_out_precision: f64,
+    pub held_out_recall: f64,
+}
+
+/// SplitMix64: a small, well-known, seedable generator, so examples do not depend on a crate's
+/// stream staying the same across versions.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Reads the corpus: genuine sentences per article, and spam phrases.
+pub fn read_corpus(dir: &Path) -> Result<(Vec<Vec<String>>, Vec<String>)> {
+    let genuine_dir = dir.join("genuine");
+    let mut paths: Vec<_> = std::fs::read_dir(&genuine_dir)
+        .map_err(|e| Error::io(&genuine_dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    paths.sort();
+    let mut articles = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        let sents: Vec<String> = segment::sentences(&text)
+            .iter()
+            .map(|s| text[s.start..s.end].to_string())
+            .collect();
+        articles.push(sents);
+    }
+    let tsv = dir.join("spam.tsv");
+    let phrases = std::fs::read_to_string(&tsv)
+        .map_err(|e| Error::io(&tsv, e))?
+        .lines()
+        .filter_map(|l| l.split_once('\t').map(|(_, p)| p.trim().to_string()))
+        .filter(|p| !p.is_empty())
+        .collect();
+    Ok((articles, phrases))
+}
+
+/// Builds the examples: each genuine sentence as it is, plus `variants` injected copies.
+pub fn make_examples(
+    articles: &[Vec<String>],
+    phrases: &[String],
+    opts: &TrainOptions,
+) -> Vec<Example> {
+    let mut rng = Rng::new(opts.seed);
+    let mut out = Vec::new();
+    if phrases.is_empty() {
+        return out;
+    }
+    for (a, sents) in articles.iter().enumerate() {
+        let held_out = a % 5 == 4;
+        for (i, s) in sents.iter().enumerate() {
+            out.push(Example {
+                text: s.clone(),
+                spam: None,
+                held_out,
+            });
+            for _ in 0..opts.variants {
+                let p = &phrases[rng.below(phrases.len())];
+                let next = sents.get(i + 1).map(String::as_str).unwrap_or("");
+                out.push(Example {
+                    held_out,
+                    ..inject(s, next, p, &mut rng)
+                });
+            }
+        }
+    }
+    for (i, p) in phrases.iter().enumerate() {
+        out.push(Example {
+            text: p.clone(),
+            spam: Some((0, p.len())),
+            held_out: i % 5 == 4,
+        });
+    }
+    out
+}
+
+/// Injects `phrase` into `sentence` in one of the ways spammers do.
+fn inject(sentence: &str, next: &str, phrase: &str, rng: &mut Rng) -> Example {
+    let commas: Vec<usize> = sentence.match_indices(',').map(|(i, _)| i + 1).collect();
+    let spaces: Vec<usize> = sentence.match_indices(' ').map(|(i, _)| i).collect();
+    let glue = |at: usize, sep_before: &str, sep_after: &str| {
+        let text = format!(
+            "{}{sep_before}{phrase}{sep_after}{}",
+            &sentence[..at],
+            &sentence[at..]
+        );
+        let start = at + sep_before.len();
+        Example {
+            text,
+            spam: Some((start, start + phrase.len())),
+            held_out: false,
+        }
+    };
+    match rng.below(6) {
+        // `아마존,SPAM퀄컴`: glued after a comma.
+        0 | 1 if !commas.is_empty() => glue(commas[rng.below(commas.len())], "", ""),
+        // `word SPAM word`: between spaces.
+        2 if !spaces.is_empty() => glue(spaces[rng.below(spaces.len())], " ", ""),
+        // `했다.SPAM다음 문장`: glued to the start of the next sentence.
+        3 if !next.is_empty() => {
+            let text = format!("{phrase}{next}");
+            Example {
+                text,
+                spam: Some((0, phrase.len())),
+                held_out: false,
+            }
+        }
+        // `… 했다. SPAM`: appended at the end.
+        4 => {
+            let text = format!("{sentence} {phrase}");
+            Example {
+                spam: Some((sentence.len() + 1, text.len())),
+                text,
+                held_out: false,
+            }
+        }
+        // Any other word boundary, glued on the left.
+        _ if !spaces.is_empty() => glue(spaces[rng.below(spaces.len())] + 1, "", ""),
+        _ => {
+            let text = format!("{phrase} {sentence}");
+            Example {
+                text,
+                spam: Some((0, phrase.len())),
+                held_out: false,
+            }
+        }
+    }
+}
+
+/// Whether a token covering `[a, b)` of the example is mostly injected text.
+fn token_label(ex: &Example, a: usize, b: usize) -> f32 {
+    let Some((s, e)) = ex.spam else { return 0.0 };
+    let text = &ex.text[a..b];
+    let inside = text
+        .char_indices()
+        .filter(|(_, c)| !c.is_whitespace())
+        .filter(|(i, _)| (s..e).contains(&(a + i)))
+        .count();
+    let total = text.chars().filter(|c| !c.is_whitespace()).count();
+    if total > 0 && inside * 2 > total {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Fits a head on `examples`, encoding them with `encoder`.
+pub fn train(
+    encoder: &Encoder,
+    examples: &[Example],
+    opts: &TrainOptions,
+    progress: &dyn Fn(&str),
+) -> Result<(TokenHead, TrainReport)> {
+    let device = Device::Cpu;
+    let mut rows: Vec<f32> = Vec::new();
+    let mut labels: Vec<f32> = Vec::new();
+    let mut held_rows: Vec<f32> = Vec::new();
+    let mut held_labels: Vec<f32> = Vec::new();
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| examples[i].text.len());
+    let dim = encoder.dim();
+    for (n, chunk) in order.chunks(32).enumerate() {
+        let texts: Vec<&str> = chunk.iter().map(|&i| examples[i].text.as_str()).collect();
+        let vecs = encoder.embed_tokens(&texts, Prefix::Passage)?;
+        for (&i, v) in chunk.iter().zip(&vecs) {
+            let ex = &examples[i];
+            let feats = head::features(&v.vectors, &v.sentence, &device)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let (r, l) = if ex.held_out {
+                (&mut held_rows, &mut held_labels)
+            } else {
+                (&mut rows, &mut labels)
+            };
+            r.extend(feats);
+            l.extend(v.spans.iter().map(|&(a, b)| token_label(ex, a, b)));
+        }
+        if n % 10 == 0 {
+            progress(&format!(
+                "encoded {} of {} examples",
+                (n + 1) * 32,
+                examples.len()
+            ));
+        }
+    }
+    let width = dim * 2;
+    let n = labels.len();
+    let x = Tensor::from_vec(rows, (n, width), &device)?;
+    let y = Tensor::from_vec(labels, n, &device)?;
+
+    let mut rng = Rng::new(opts.seed ^ 0x5EED);
+    let mut init = |shape: (usize, usize), fan_in: usize| -> Result<Var> {
+        let scale = (1.0 / fan_in as f32).sqrt();
+        let v: Vec<f32> = (0..shape.0 * shape.1)
+            .map(|_| (rng.unit() * 2.0 - 1.0) * scale)
+            .collect();
+        Ok(Var::from_tensor(&Tensor::from_vec(v, shape, &device)?)?)
+    };
+    let w1 = init((opts.hidden, width), width)?;
+    let w2 = init((1, opts.hidden), opts.hidden)?;
+    let b1 = Var::zeros(opts.hidden, DType::F32, &device)?;
+    let b2 = Var::zeros(1, DType::F32, &device)?;
+    let mut opt = AdamW::new(
+        vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()],
+        ParamsAdamW {
+            lr: opts.learning_rate,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )?;
+    let mut perm: Vec<usize> = (0..n).collect();
+    for epoch in 0..opts.epochs {
+        for i in (1..n).rev() {
+            perm.swap(i, rng.below(i + 1));
+        }
+        let mut total = 0.0;
+        for batch in perm.chunks(opts.batch_tokens) {
+            let idx = Tensor::from_vec(
+                batch.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                batch.len(),
+                &device,
+            )?;
+            let xb = x.index_select(&idx, 0)?;
+            let yb = y.index_select(&idx, 0)?;
+            let logits = head::forward(&w1, &b1, &w2, &b2, &xb)?;
+            let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits, &yb)?;
+            opt.backward_step(&loss)?;
+            total += loss.to_scalar::<f32>()? as f64 * batch.len() as f64;
+        }
+        progress(&format!(
+            "epoch {}: loss {:.4}",
+            epoch + 1,
+            total / n as f64
+        ));
+    }
+    let head = TokenHead::from_vars(&w1, &b1, &w2, &b2);
+
+    let held_n = held_labels.len();
+    let (mut tp, mut fp, mut fneg) = (0usize, 0usize, 0usize);
+    if held_n > 0 {
+        let hx = Tensor::from_vec(held_rows, (held_n, width), &device)?;
+        let p = candle_nn::ops::sigmoid(&head.logits(&hx)?)?.to_vec1::<f32>()?;
+        for (p, y) in p.iter().zip(&held_labels) {
+            match (*p >= 0.5, *y > 0.5) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fneg += 1,
+                _ => {}
+            }
+        }
+    }
+    let ratio = |a: usize, b: usize| {
+        if a + b == 0 {
+            0.0
+        } else {
+            a as f64 / (a + b) as f64
+        }
+    };
+    Ok((
+        head,
+        TrainReport {
+            examples: examples.len(),
+            tokens: n,
+            held_out_tokens: held_n,
+            held_out_precision: ratio(tp, fp),
+            held_out_recall: ratio(tp, fneg),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injections_mark_exactly_the_phrase() {
+        let articles = vec![vec![
+            "이 회장은 아마존,퀄컴 등과 만났다.".to_string(),
+            "Shares rose, traders said on Monday.".to_string(),
+        ]];
+        let phrases = vec!["SPAM PHRASE".to_string(), "토토사이트".to_string()];
+        let opts = TrainOptions {
+            variants: 6,
+            ..TrainOptions::default()
+        };
+        let examples = make_examples(&articles, &phrases, &opts);
+        assert_eq!(
+            examples,
+            make_examples(&articles, &phrases, &opts),
+            "not deterministic"
+        );
+        let mut injected = 0;
+        for ex in &examples {
+            if let Some((s, e)) = ex.spam {
+                assert!(phrases.contains(&ex.text[s..e].to_string()), "{ex:?}");
+                injected += 1;
+            }
+        }
+        assert_eq!(injected, 2 * 6 + 2);
+    }
+}

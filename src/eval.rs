@@ -1,0 +1,198 @@
+//! `sift eval`: scoring detection against a labelled set (`docs/NAME.txt` with `gold/NAME.json`).
+//!
+//! Byte-level precision, recall and F1 of the detected spam, micro-averaged over documents; the spam
+//! bytes claimed in documents that have none; how many cleaned texts match the gold exactly; and how
+//! many sentences get the label the gold spans imply (`spam` when gold covers every non-space byte of the
+//! sentence, `mixed` when it covers some, `genuine` when none).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{Detection, Label};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GoldSpan {
+    pub start: usize,
+    pub end: usize,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Gold {
+    pub spam: Vec<GoldSpan>,
+    pub clean_text: String,
+}
+
+/// One labelled document.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub name: String,
+    pub path: PathBuf,
+    pub text: String,
+    pub gold: Gold,
+}
+
+/// Reads every `docs/*.txt` under `dir` with its `gold/*.json`, checking the gold against the text.
+pub fn load_set(dir: &Path) -> Result<Vec<Labelled>> {
+    let docs = dir.join("docs");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&docs)
+        .map_err(|e| Error::io(&docs, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let name = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let gold_path = dir.join("gold").join(format!("{name}.json"));
+        let text = crate::input::read_article(&path)?;
+        let gold_text =
+            std::fs::read_to_string(&gold_path).map_err(|e| Error::io(&gold_path, e))?;
+        let gold: Gold = serde_json::from_str(&gold_text)
+            .map_err(|e| Error::Input(format!("{}: {e}", gold_path.display())))?;
+        for s in &gold.spam {
+            if text.get(s.start..s.end) != Some(s.text.as_str()) {
+                return Err(Error::Input(format!(
+                    "{}: span {}..{} does not hold {:?}",
+                    gold_path.display(),
+                    s.start,
+                    s.end,
+                    s.text
+                )));
+            }
+        }
+        out.push(Labelled {
+            name,
+            path,
+            text,
+            gold,
+        });
+    }
+    Ok(out)
+}
+
+/// The scores of one document.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocScore {
+    pub name: String,
+    pub true_positive_bytes: usize,
+    pub false_positive_bytes: usize,
+    pub false_negative_bytes: usize,
+    /// The gold marks no spam in this document.
+    pub clean_document: bool,
+    pub clean_text_exact: bool,
+    pub sentences: usize,
+    pub sentences_correct: usize,
+}
+
+/// The scores of a set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub documents: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub clean_documents: usize,
+    pub false_positive_bytes_on_clean: usize,
+    pub clean_text_exact_rate: f64,
+    pub sentence_accuracy: f64,
+    pub per_document: Vec<DocScore>,
+}
+
+/// Scores `detection` of `doc`.
+pub fn score(doc: &Labelled, detection: &Detection) -> DocScore {
+    let n = doc.text.len();
+    let mut gold = vec![false; n];
+    for s in &doc.gold.spam {
+        gold[s.start..s.end].iter_mut().for_each(|b| *b = true);
+    }
+    let mut pred = vec![false; n];
+    for s in &detection.spans {
+        pred[s.start.min(n)..s.end.min(n)]
+            .iter_mut()
+            .for_each(|b| *b = true);
+    }
+    let (mut tp, mut fp, mut fneg) = (0, 0, 0);
+    for (g, p) in gold.iter().zip(&pred) {
+        match (g, p) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fneg += 1,
+            _ => {}
+        }
+    }
+    let correct = detection
+        .sentences
+        .iter()
+        .filter(|s| gold_label(&doc.text, &gold, s.start, s.end) == s.label)
+        .count();
+    DocScore {
+        name: doc.name.clone(),
+        true_positive_bytes: tp,
+        false_positive_bytes: fp,
+        false_negative_bytes: fneg,
+        clean_document: doc.gold.spam.is_empty(),
+        clean_text_exact: detection.clean_text == doc.gold.clean_text,
+        sentences: detection.sentences.len(),
+        sentences_correct: correct,
+    }
+}
+
+fn gold_label(text: &str, gold: &[bool], start: usize, end: usize) -> Label {
+    let (mut covered, mut total) = (0, 0);
+    for (i, c) in text[start..end].char_indices() {
+        if !c.is_whitespace() {
+            total += 1;
+            covered += usize::from(gold[start + i]);
+        }
+    }
+    match covered {
+        0 => Label::Genuine,
+        c if c == total => Label::Spam,
+        _ => Label::Mixed,
+    }
+}
+
+/// Micro-averages document scores.
+pub fn report(per_document: Vec<DocScore>) -> Report {
+    let sum = |f: fn(&DocScore) -> usize| per_document.iter().map(f).sum::<usize>();
+    let tp = sum(|d| d.true_positive_bytes) as f64;
+    let fp = sum(|d| d.false_positive_bytes) as f64;
+    let fneg = sum(|d| d.false_negative_bytes) as f64;
+    let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 1.0 };
+    let recall = if tp + fneg > 0.0 {
+        tp / (tp + fneg)
+    } else {
+        1.0
+    };
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    let docs = per_document.len().max(1) as f64;
+    let sentences = sum(|d| d.sentences).max(1) as f64;
+    Report {
+        documents: per_document.len(),
+        precision,
+        recall,
+        f1,
+        clean_documents: per_document.iter().filter(|d| d.clean_document).count(),
+        false_positive_bytes_on_clean: per_document
+            .iter()
+            .filter(|d| d.clean_document)
+            .map(|d| d.false_positive_bytes)
+            .sum(),
+        clean_text_exact_rate: per_document.iter().filter(|d| d.clean_text_exact).count() as f64
+            / docs,
+        sentence_accuracy: sum(|d| d.sentences_correct) as f64 / sentences,
+        per_document,
+    }
+}
