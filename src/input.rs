@@ -1,7 +1,8 @@
-//! Reading articles: a path or `-` for standard input, as UTF-8 text.
+//! Reading articles: files, folders walked recursively, standard input, or JSON Lines records, as
+//! UTF-8 text.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -23,4 +24,101 @@ pub fn read_article(path: &Path) -> Result<String> {
             e.utf8_error().valid_up_to()
         ))
     })
+}
+
+/// One document to process in a batch.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// Standard input (`-`).
+    Stdin,
+    /// An article given inline (a JSON Lines record).
+    Inline { id: String, text: String },
+}
+
+impl Source {
+    /// How the document is named in results: its path, `-`, or its id.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "-".to_string(),
+            Source::Inline { id, .. } => id.clone(),
+        }
+    }
+
+    /// The document's text.
+    pub fn read(&self) -> Result<String> {
+        match self {
+            Source::File(p) => read_article(p),
+            Source::Stdin => read_article(Path::new("-")),
+            Source::Inline { text, .. } => Ok(text.clone()),
+        }
+    }
+}
+
+/// Expands the command line's paths: files as given, directories recursively (sorted, hidden entries
+/// skipped), `-` as standard input. A path that cannot be listed becomes a source whose read fails, so a
+/// batch reports it and goes on.
+pub fn collect(paths: &[PathBuf]) -> Vec<Source> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p == Path::new("-") {
+            out.push(Source::Stdin);
+        } else if p.is_dir() {
+            let walk = walkdir::WalkDir::new(p)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| {
+                    e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
+                });
+            for entry in walk {
+                match entry {
+                    Ok(e) if e.file_type().is_file() => out.push(Source::File(e.into_path())),
+                    Ok(_) => {}
+                    Err(e) => out.push(Source::File(
+                        e.path().map(Path::to_path_buf).unwrap_or_else(|| p.clone()),
+                    )),
+                }
+            }
+        } else {
+            out.push(Source::File(p.clone()));
+        }
+    }
+    out
+}
+
+/// A JSON Lines record of `--input-format jsonl`.
+#[derive(Debug, serde::Deserialize)]
+struct Record {
+    id: serde_json::Value,
+    text: String,
+}
+
+/// Reads JSON Lines (`{"id": ..., "text": ...}` per line) from `reader`. A malformed line becomes an
+/// error entry named by its line number, and reading goes on.
+pub fn jsonl_sources(
+    reader: impl std::io::BufRead,
+    origin: &str,
+) -> Vec<std::result::Result<Source, (String, String)>> {
+    reader
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|(i, line)| {
+            let name = format!("{origin}:{}", i + 1);
+            let line = line.map_err(|e| (name.clone(), e.to_string()))?;
+            let rec: Record = serde_json::from_str(&line).map_err(|e| {
+                (
+                    name.clone(),
+                    format!("not a {{\"id\", \"text\"}} record: {e}"),
+                )
+            })?;
+            let id = match rec.id {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            Ok(Source::Inline { id, text: rec.text })
+        })
+        .collect()
 }

@@ -17,6 +17,7 @@ pub mod input;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
+pub mod output;
 pub mod segment;
 
 pub use error::{Error, Result};

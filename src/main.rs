@@ -18,8 +18,9 @@ fn main() -> ExitCode {
             .build_global();
     }
     match run(&cli) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::Failed) => ExitCode::from(1),
+        Ok(Status::SpamFound) => ExitCode::from(3),
         Err(e) => {
             eprintln!("sift: error: {e}");
             ExitCode::from(1)
@@ -27,7 +28,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> sift::Result<bool> {
+/// How a command ended: 0 success, 1 failure (errors already reported), 3 spam found under
+/// `--fail-on-spam`. Usage errors exit with 2 (clap).
+enum Status {
+    Success,
+    Failed,
+    SpamFound,
+}
+
+impl From<bool> for Status {
+    fn from(ok: bool) -> Self {
+        if ok {
+            Status::Success
+        } else {
+            Status::Failed
+        }
+    }
+}
+
+fn run(cli: &Cli) -> sift::Result<Status> {
     let g = &cli.global;
     if let (Some(_), Some(article)) = (&cli.command, &cli.article) {
         return Err(sift::Error::Input(format!(
@@ -40,24 +59,41 @@ fn run(cli: &Cli) -> sift::Result<bool> {
             let store = g.store();
             let catalog = g.catalog()?;
             match cmd {
-                ModelsCommand::List { format } => cli::models::list(&store, &catalog, *format),
+                ModelsCommand::List { format } => {
+                    cli::models::list(&store, &catalog, *format).map(Status::from)
+                }
                 ModelsCommand::Fetch { names, mirror } => {
                     let mut store = store;
                     store.mirror_only |= *mirror;
-                    cli::models::fetch(&store, &catalog, names)
+                    cli::models::fetch(&store, &catalog, names).map(Status::from)
                 }
-                ModelsCommand::Verify { names } => cli::models::verify(&store, &catalog, names),
+                ModelsCommand::Verify { names } => {
+                    cli::models::verify(&store, &catalog, names).map(Status::from)
+                }
             }
         }
-        Some(Command::Inspect { article, output }) => cli::inspect::run(g, article, output.format),
+        Some(Command::Inspect { article, output }) => {
+            cli::inspect::run(g, article, output.format).map(Status::from)
+        }
         Some(Command::Eval {
             dir,
             output,
             per_document,
-        }) => cli::detect::eval(g, dir, output.format, *per_document),
-        Some(Command::Train { data, out }) => cli::detect::train(g, data, out),
+        }) => cli::detect::eval(g, dir, output.format, *per_document).map(Status::from),
+        Some(Command::Train { data, out }) => cli::detect::train(g, data, out).map(Status::from),
+        Some(Command::Clean { path }) => cli::classify::clean(g, path).map(Status::from),
+        Some(Command::Classify(args)) => {
+            let outcome = cli::classify::classify(g, args)?;
+            Ok(if outcome.failed > 0 {
+                Status::Failed
+            } else if args.fail_on_spam && outcome.with_spam > 0 {
+                Status::SpamFound
+            } else {
+                Status::Success
+            })
+        }
         None => match &cli.article {
-            Some(article) => cli::inspect::run(g, article, cli.output.format),
+            Some(article) => cli::inspect::run(g, article, cli.output.format).map(Status::from),
             None => Err(sift::Error::Input(
                 "no article given: run `sift ARTICLE`, or `sift --help`".into(),
             )),

@@ -1,5 +1,6 @@
 //! Command-line flags, turned into the library's settings. Nothing here does the work itself.
 
+pub mod classify;
 pub mod detect;
 pub mod inspect;
 pub mod models;
@@ -40,6 +41,13 @@ pub enum Command {
         article: PathBuf,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Label every sentence genuine, mixed or spam and find the injected spans.
+    Classify(classify::ClassifyArgs),
+    /// Print the article with the injected spam removed.
+    Clean {
+        /// The article; `-` reads standard input.
+        path: PathBuf,
     },
     /// List, fetch and verify model files.
     #[command(subcommand)]

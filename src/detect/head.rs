@@ -1,8 +1,9 @@
 //! The token head: a small network on the encoder's contextual token vectors that says, for every
 //! token, how likely it is to belong to injected text.
 //!
-//! Its input is the token's vector beside its sentence's vector, so it can weigh a token against the
-//! sentence around it. Its weights are data (`models/spam-head.safetensors`, compiled in), produced by
+//! Its input is the token's vector beside the mean of its neighbours', its sentence's vector and the
+//! document's centre, so it can weigh a token against the words around it, its sentence, and what the
+//! whole article is about. Its weights are data (`models/spam-head.safetensors`, compiled in), produced by
 //! `sift train` from the corpus in `data/train/`.
 
 use std::collections::HashMap;
@@ -61,7 +62,7 @@ impl TokenHead {
         Ok(head)
     }
 
-    /// Width of the input: token vector and sentence vector side by side.
+    /// Width of the input: token, local context, sentence and document vectors side by side.
     pub fn input_dim(&self) -> usize {
         self.w1.dim(1).unwrap_or(0)
     }
@@ -71,13 +72,18 @@ impl TokenHead {
         Ok(forward(&self.w1, &self.b1, &self.w2, &self.b2, features)?)
     }
 
-    /// Spam probability of each token of one sentence.
-    pub fn token_probabilities(&self, tokens: &[Vec<f32>], sentence: &[f32]) -> Result<Vec<f32>> {
+    /// Spam probability of each token of one sentence of a document whose centre is `document`.
+    pub fn token_probabilities(
+        &self,
+        tokens: &[Vec<f32>],
+        sentence: &[f32],
+        document: &[f32],
+    ) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
         let device = self.w1.device();
-        let features = features(tokens, sentence, device)?;
+        let features = features(tokens, sentence, document, device)?;
         let p = candle_nn::ops::sigmoid(&self.logits(&features)?)?;
         Ok(p.to_vec1::<f32>()?)
     }
@@ -116,14 +122,38 @@ pub(crate) fn forward(
     h.matmul(&w2.t()?)?.broadcast_add(b2)?.squeeze(D::Minus1)
 }
 
-/// Rows of `[token | sentence]`, the token's vector scaled to unit length like the sentence's.
-pub(crate) fn features(tokens: &[Vec<f32>], sentence: &[f32], device: &Device) -> Result<Tensor> {
+/// Tokens on each side averaged into a token's local context.
+const WINDOW: usize = 2;
+
+/// Rows of `[token | local context | sentence | document]`: the token's unit vector, the mean of the
+/// unit vectors within `WINDOW` tokens of it, the sentence vector, and the document's centre (the unit
+/// mean of its sentence vectors), so that the head can tell a phrase that is off the article's topic
+/// from the same words in an article about them.
+pub(crate) fn features(
+    tokens: &[Vec<f32>],
+    sentence: &[f32],
+    document: &[f32],
+    device: &Device,
+) -> Result<Tensor> {
     let dim = sentence.len();
-    let mut flat = Vec::with_capacity(tokens.len() * dim * 2);
-    for t in tokens {
-        let norm = t.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-        flat.extend(t.iter().map(|x| x / norm));
+    let unit: Vec<Vec<f32>> = tokens
+        .iter()
+        .map(|t| {
+            let norm = t.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            t.iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let mut flat = Vec::with_capacity(tokens.len() * dim * 4);
+    for i in 0..unit.len() {
+        flat.extend_from_slice(&unit[i]);
+        let (a, b) = (i.saturating_sub(WINDOW), (i + WINDOW + 1).min(unit.len()));
+        let mut local = vec![0f32; dim];
+        for u in &unit[a..b] {
+            local.iter_mut().zip(u).for_each(|(l, x)| *l += x);
+        }
+        flat.extend(local.iter().map(|x| x / (b - a) as f32));
         flat.extend_from_slice(sentence);
+        flat.extend_from_slice(document);
     }
-    Ok(Tensor::from_vec(flat, (tokens.len(), dim * 2), device)?)
+    Ok(Tensor::from_vec(flat, (tokens.len(), dim * 4), device)?)
 }

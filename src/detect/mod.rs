@@ -143,10 +143,14 @@ impl<'a> Detector<'a> {
         vecs: &[TokenVectors],
     ) -> Result<Detection> {
         let o = &self.options;
+        let sentence_vectors: Vec<&[f32]> = vecs.iter().map(|v| v.sentence.as_slice()).collect();
+        let document = unit_mean(&sentence_vectors, self.encoder.dim());
         let mut probs = Vec::with_capacity(sents.len());
         let mut candidates: Vec<Span> = Vec::new();
         for (s, v) in sents.iter().zip(vecs) {
-            let p = self.head.token_probabilities(&v.vectors, &v.sentence)?;
+            let p = self
+                .head
+                .token_probabilities(&v.vectors, &v.sentence, &document)?;
             candidates.extend(runs(text, s, v, &p, o.token_threshold));
             probs.push(p);
         }
@@ -166,6 +170,14 @@ impl<'a> Detector<'a> {
             let cand_vecs = self.encoder.embed(&texts, Prefix::Passage)?;
             for (c, v) in candidates.iter().zip(&cand_vecs) {
                 let on_topic = centre.as_ref().map_or(0.0, |m| cosine(v, m));
+                if std::env::var_os("SIFT_DEBUG").is_some() {
+                    eprintln!(
+                        "candidate {:.3} topic {:.3} {:?}",
+                        c.score,
+                        on_topic,
+                        &text[c.start..c.end]
+                    );
+                }
                 if c.score >= o.sure_threshold || on_topic < o.off_topic_below {
                     kept.push(*c);
                 }
@@ -254,6 +266,19 @@ fn centre(
     }
     let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
     (n > 0 && norm > 0.0).then(|| sum.iter().map(|x| x / norm).collect())
+}
+
+/// The unit-length mean of `vectors` (zeros when there are none).
+pub fn unit_mean(vectors: &[&[f32]], dim: usize) -> Vec<f32> {
+    let mut sum = vec![0f32; dim];
+    for v in vectors {
+        sum.iter_mut().zip(v.iter()).for_each(|(a, b)| *a += b);
+    }
+    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        sum.iter_mut().for_each(|x| *x /= norm);
+    }
+    sum
 }
 
 /// A kept phrase is spam wherever it recurs verbatim; its edges are aligned across occurrences.

@@ -34,11 +34,11 @@ impl Default for TrainOptions {
     fn default() -> Self {
         Self {
             seed: 20261128,
-            hidden: 48,
-            epochs: 12,
+            hidden: 96,
+            epochs: 30,
             batch_tokens: 512,
-            learning_rate: 2e-3,
-            variants: 2,
+            learning_rate: 1e-3,
+            variants: 3,
         }
     }
 }
@@ -46,6 +46,8 @@ impl Default for TrainOptions {
 /// One training sentence and the byte range injected into it, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
+    /// Index of the article the sentence comes from (its centre is the document context).
+    pub article: usize,
     pub text: String,
     pub spam: Option<(usize, usize)>,
     /// Held out from fitting, to report how the head does on articles it did not see.
@@ -128,82 +130,61 @@ pub fn make_examples(
     }
     for (a, sents) in articles.iter().enumerate() {
         let held_out = a % 5 == 4;
+        let example = |text: String, spam| Example {
+            article: a,
+            text,
+            spam,
+            held_out,
+        };
         for (i, s) in sents.iter().enumerate() {
-            out.push(Example {
-                text: s.clone(),
-                spam: None,
-                held_out,
-            });
+            out.push(example(s.clone(), None));
             for _ in 0..opts.variants {
                 let p = &phrases[rng.below(phrases.len())];
                 let next = sents.get(i + 1).map(String::as_str).unwrap_or("");
-                out.push(Example {
-                    held_out,
-                    ..inject(s, next, p, &mut rng)
-                });
+                let (text, span) = inject(s, next, p, &mut rng);
+                out.push(example(text, Some(span)));
             }
         }
     }
-    for (i, p) in phrases.iter().enumerate() {
+    // Phrases standing alone, as whole spam lines of some article.
+    for p in phrases {
+        let article = rng.below(articles.len());
         out.push(Example {
+            article,
             text: p.clone(),
             spam: Some((0, p.len())),
-            held_out: i % 5 == 4,
+            held_out: article % 5 == 4,
         });
     }
     out
 }
 
-/// Injects `phrase` into `sentence` in one of the ways spammers do.
-fn inject(sentence: &str, next: &str, phrase: &str, rng: &mut Rng) -> Example {
+/// Injects `phrase` into `sentence` in one of the ways spammers do; returns the text and the
+/// injected byte range.
+fn inject(sentence: &str, next: &str, phrase: &str, rng: &mut Rng) -> (String, (usize, usize)) {
     let commas: Vec<usize> = sentence.match_indices(',').map(|(i, _)| i + 1).collect();
     let spaces: Vec<usize> = sentence.match_indices(' ').map(|(i, _)| i).collect();
-    let glue = |at: usize, sep_before: &str, sep_after: &str| {
-        let text = format!(
-            "{}{sep_before}{phrase}{sep_after}{}",
-            &sentence[..at],
-            &sentence[at..]
-        );
+    let glue = |at: usize, sep_before: &str| {
+        let text = format!("{}{sep_before}{phrase}{}", &sentence[..at], &sentence[at..]);
         let start = at + sep_before.len();
-        Example {
-            text,
-            spam: Some((start, start + phrase.len())),
-            held_out: false,
-        }
+        (text, (start, start + phrase.len()))
     };
     match rng.below(6) {
         // `아마존,SPAM퀄컴`: glued after a comma.
-        0 | 1 if !commas.is_empty() => glue(commas[rng.below(commas.len())], "", ""),
+        0 | 1 if !commas.is_empty() => glue(commas[rng.below(commas.len())], ""),
         // `word SPAM word`: between spaces.
-        2 if !spaces.is_empty() => glue(spaces[rng.below(spaces.len())], " ", ""),
+        2 if !spaces.is_empty() => glue(spaces[rng.below(spaces.len())], " "),
         // `했다.SPAM다음 문장`: glued to the start of the next sentence.
-        3 if !next.is_empty() => {
-            let text = format!("{phrase}{next}");
-            Example {
-                text,
-                spam: Some((0, phrase.len())),
-                held_out: false,
-            }
-        }
+        3 if !next.is_empty() => (format!("{phrase}{next}"), (0, phrase.len())),
         // `… 했다. SPAM`: appended at the end.
         4 => {
             let text = format!("{sentence} {phrase}");
-            Example {
-                spam: Some((sentence.len() + 1, text.len())),
-                text,
-                held_out: false,
-            }
+            let span = (sentence.len() + 1, text.len());
+            (text, span)
         }
         // Any other word boundary, glued on the left.
-        _ if !spaces.is_empty() => glue(spaces[rng.below(spaces.len())] + 1, "", ""),
-        _ => {
-            let text = format!("{phrase} {sentence}");
-            Example {
-                text,
-                spam: Some((0, phrase.len())),
-                held_out: false,
-            }
-        }
+        _ if !spaces.is_empty() => glue(spaces[rng.below(spaces.len())] + 1, ""),
+        _ => (format!("{phrase} {sentence}"), (0, phrase.len())),
     }
 }
 
@@ -232,38 +213,57 @@ pub fn train(
     progress: &dyn Fn(&str),
 ) -> Result<(TokenHead, TrainReport)> {
     let device = Device::Cpu;
-    let mut rows: Vec<f32> = Vec::new();
-    let mut labels: Vec<f32> = Vec::new();
-    let mut held_rows: Vec<f32> = Vec::new();
-    let mut held_labels: Vec<f32> = Vec::new();
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| examples[i].text.len());
     let dim = encoder.dim();
+    let mut encoded = vec![None; examples.len()];
     for (n, chunk) in order.chunks(32).enumerate() {
         let texts: Vec<&str> = chunk.iter().map(|&i| examples[i].text.as_str()).collect();
-        let vecs = encoder.embed_tokens(&texts, Prefix::Passage)?;
-        for (&i, v) in chunk.iter().zip(&vecs) {
-            let ex = &examples[i];
-            let feats = head::features(&v.vectors, &v.sentence, &device)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            let (r, l) = if ex.held_out {
-                (&mut held_rows, &mut held_labels)
-            } else {
-                (&mut rows, &mut labels)
-            };
-            r.extend(feats);
-            l.extend(v.spans.iter().map(|&(a, b)| token_label(ex, a, b)));
+        for (&i, v) in chunk
+            .iter()
+            .zip(encoder.embed_tokens(&texts, Prefix::Passage)?)
+        {
+            encoded[i] = Some(v);
         }
         if n % 10 == 0 {
             progress(&format!(
                 "encoded {} of {} examples",
-                (n + 1) * 32,
+                ((n + 1) * 32).min(examples.len()),
                 examples.len()
             ));
         }
     }
-    let width = dim * 2;
+    let encoded: Vec<_> = encoded.into_iter().flatten().collect();
+    // Each article's centre, from its genuine sentences, as the detector computes it from an article.
+    let articles = examples.iter().map(|e| e.article + 1).max().unwrap_or(0);
+    let centres: Vec<Vec<f32>> = (0..articles)
+        .map(|a| {
+            let vs: Vec<&[f32]> = examples
+                .iter()
+                .zip(&encoded)
+                .filter(|(e, _)| e.article == a && e.spam.is_none())
+                .map(|(_, v)| v.sentence.as_slice())
+                .collect();
+            crate::detect::unit_mean(&vs, dim)
+        })
+        .collect();
+    let mut rows: Vec<f32> = Vec::new();
+    let mut labels: Vec<f32> = Vec::new();
+    let mut held_rows: Vec<f32> = Vec::new();
+    let mut held_labels: Vec<f32> = Vec::new();
+    for (ex, v) in examples.iter().zip(&encoded) {
+        let feats = head::features(&v.vectors, &v.sentence, &centres[ex.article], &device)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let (r, l) = if ex.held_out {
+            (&mut held_rows, &mut held_labels)
+        } else {
+            (&mut rows, &mut labels)
+        };
+        r.extend(feats);
+        l.extend(v.spans.iter().map(|&(a, b)| token_label(ex, a, b)));
+    }
+    let width = dim * 4;
     let n = labels.len();
     let x = Tensor::from_vec(rows, (n, width), &device)?;
     let y = Tensor::from_vec(labels, n, &device)?;

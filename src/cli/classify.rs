@@ -1,0 +1,213 @@
+//! `sift classify` and `sift clean`: detection over one article or thousands.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use sift::detect::{Detection, Detector};
+use sift::input::Source;
+use sift::output::{self, DocumentRecord, ErrorRecord};
+use sift::{Error, Result};
+
+use super::GlobalArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassifyFormat {
+    Text,
+    Json,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// Each path is an article (folders are walked).
+    Files,
+    /// Each path (or standard input) holds JSON Lines: `{"id": ..., "text": ...}` per line.
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClassifyArgs {
+    /// Files, folders (walked recursively) or `-` for standard input (the default).
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ClassifyFormat::Text)]
+    pub format: ClassifyFormat,
+    #[arg(long, value_enum, default_value_t = InputFormat::Files)]
+    pub input_format: InputFormat,
+    /// Highlight spans in colour (text format).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Exit with status 3 when any document holds spam.
+    #[arg(long)]
+    pub fail_on_spam: bool,
+    /// Documents per batch through the encoder.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+}
+
+/// How a batch ended.
+pub struct Outcome {
+    pub failed: usize,
+    pub with_spam: usize,
+}
+
+pub fn classify(g: &GlobalArgs, args: &ClassifyArgs) -> Result<Outcome> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.paths.clone()
+    };
+    let sources: Vec<std::result::Result<Source, (String, String)>> = match args.input_format {
+        InputFormat::Files => sift::input::collect(&paths).into_iter().map(Ok).collect(),
+        InputFormat::Jsonl => paths.iter().flat_map(|p| jsonl(p)).collect(),
+    };
+    let device = g.device()?;
+    let encoder = g.encoder(&device)?;
+    let detector = Detector::new(&encoder, g.head(&device)?);
+    let is_id = args.input_format == InputFormat::Jsonl;
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::io::stdout().is_terminal(),
+    };
+    let single_object = args.format == ClassifyFormat::Json && sources.len() == 1;
+
+    let bar = if g.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(sources.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} {wide_bar} {pos}/{len} documents, ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut out = std::io::stdout().lock();
+    let mut printed = 0usize;
+    let (mut failed, mut with_spam, mut sentences) = (0, 0, 0);
+    let started = Instant::now();
+    if args.format == ClassifyFormat::Json && !single_object {
+        emit(&mut out, "[")?;
+    }
+    for chunk in sources.chunks(args.batch.max(1)) {
+        let read: Vec<std::result::Result<(String, String), (String, String)>> = chunk
+            .iter()
+            .map(|s| match s {
+                Ok(src) => src
+                    .read()
+                    .map(|t| (src.name(), t))
+                    .map_err(|e| (src.name(), e.to_string())),
+                Err(e) => Err(e.clone()),
+            })
+            .collect();
+        let texts: Vec<&str> = read
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(_, t)| t.as_str())
+            .collect();
+        let mut detections = detector.detect_many(&texts)?.into_iter();
+        for r in &read {
+            let line = match r {
+                Ok((name, text)) => {
+                    let d: Detection = detections.next().expect("one detection per text");
+                    sentences += d.sentences.len();
+                    with_spam += usize::from(!d.spans.is_empty());
+                    match args.format {
+                        ClassifyFormat::Text => output::render_text(name, text, &d, color),
+                        ClassifyFormat::Json => {
+                            to_json(&DocumentRecord::new(name, is_id, text, &d), true)
+                        }
+                        ClassifyFormat::Jsonl => {
+                            to_json(&DocumentRecord::new(name, is_id, text, &d), false)
+                        }
+                    }
+                }
+                Err((name, error)) => {
+                    failed += 1;
+                    bar.suspend(|| eprintln!("sift: {error}"));
+                    // For JSON Lines input the name is `FILE:LINE`, which locates the bad record.
+                    let rec = ErrorRecord {
+                        path: name.as_str(),
+                        error: error.clone(),
+                    };
+                    match args.format {
+                        ClassifyFormat::Text => format!("== {name}: error: {error}\n"),
+                        ClassifyFormat::Json => to_json(&rec, true),
+                        ClassifyFormat::Jsonl => to_json(&rec, false),
+                    }
+                }
+            };
+            let sep = if args.format == ClassifyFormat::Json && !single_object && printed > 0 {
+                ","
+            } else {
+                ""
+            };
+            bar.suspend(|| emit(&mut out, &format!("{sep}{}", line.trim_end())))?;
+            printed += 1;
+            bar.inc(1);
+        }
+    }
+    if args.format == ClassifyFormat::Json && !single_object {
+        emit(&mut out, "]")?;
+    }
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "sift: {} documents ({failed} failed, {with_spam} with spam), {sentences} sentences in {secs:.1}s: {:.1} sentences/s, {:.2} documents/s",
+        sources.len(),
+        sentences as f64 / secs,
+        (sources.len() - failed) as f64 / secs
+    );
+    Ok(Outcome { failed, with_spam })
+}
+
+/// `sift clean PATH`: the cleaned text only.
+pub fn clean(g: &GlobalArgs, path: &std::path::Path) -> Result<bool> {
+    let text = sift::input::read_article(path)?;
+    let device = g.device()?;
+    let encoder = g.encoder(&device)?;
+    let detector = Detector::new(&encoder, g.head(&device)?);
+    let d = detector.detect(&text)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(d.clean_text.as_bytes())
+        .map_err(|e| Error::io("<stdout>", e))?;
+    if !d.clean_text.ends_with('\n') {
+        out.write_all(b"\n").map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(true)
+}
+
+fn jsonl(path: &std::path::Path) -> Vec<std::result::Result<Source, (String, String)>> {
+    if path == std::path::Path::new("-") {
+        return sift::input::jsonl_sources(std::io::stdin().lock(), "-");
+    }
+    match std::fs::File::open(path) {
+        Ok(f) => sift::input::jsonl_sources(BufReader::new(f), &path.display().to_string()),
+        Err(e) => vec![Err((
+            path.display().to_string(),
+            format!("{}: {e}", path.display()),
+        ))],
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T, pretty: bool) -> String {
+    if pretty {
+        serde_json::to_string_pretty(value).expect("serialisable")
+    } else {
+        serde_json::to_string(value).expect("serialisable")
+    }
+}
+
+fn emit(out: &mut impl Write, s: &str) -> Result<()> {
+    writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e))
+}
