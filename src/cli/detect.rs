@@ -79,12 +79,16 @@ pub fn train(g: &GlobalArgs, data: &Path, out: &Path) -> Result<bool> {
         examples.len()
     );
     let quiet = g.quiet;
-    let (head, report) = train::train(&encoder, &examples, &opts, &|m| {
+    let (head, report) = train::train(&encoder, &examples, &phrases, &opts, &|m| {
         if !quiet {
             eprintln!("sift: {m}");
         }
     })?;
     head.save(out)?;
+    println!(
+        "phrase test: held-out accuracy {:.3}",
+        report.phrase_test_accuracy
+    );
     println!(
         "trained on {} tokens from {} examples; held-out articles ({} tokens): precision {:.3}, recall {:.3}",
         report.tokens, report.examples, report.held_out_tokens, report.held_out_precision, report.held_out_recall

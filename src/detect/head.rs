@@ -23,6 +23,9 @@ pub struct TokenHead {
     b1: Tensor,
     w2: Tensor,
     b2: Tensor,
+    /// The phrase test: logistic regression on a candidate span's own sentence vector.
+    span_w: Tensor,
+    span_b: Tensor,
 }
 
 impl TokenHead {
@@ -51,9 +54,17 @@ impl TokenHead {
             b1: take("b1")?,
             w2: take("w2")?,
             b2: take("b2")?,
+            span_w: take("span_w")?,
+            span_b: take("span_b")?,
         };
         let (hidden, input) = head.w1.dims2()?;
-        if head.b1.dims() != [hidden] || head.w2.dims() != [1, hidden] || head.b2.dims() != [1] {
+        let dim = input / 4;
+        if head.b1.dims() != [hidden]
+            || head.w2.dims() != [1, hidden]
+            || head.b2.dims() != [1]
+            || head.span_w.dims() != [1, dim]
+            || head.span_b.dims() != [1]
+        {
             return Err(Error::format(
                 origin,
                 format!("inconsistent shapes for input {input}"),
@@ -88,24 +99,44 @@ impl TokenHead {
         Ok(p.to_vec1::<f32>()?)
     }
 
+    /// How much a text, embedded on its own, reads like a spam phrase (0 to 1).
+    pub fn phrase_probabilities(&self, vectors: &[Vec<f32>]) -> Result<Vec<f32>> {
+        if vectors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dim = self.span_w.dim(1)?;
+        let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
+        let x = Tensor::from_vec(flat, (vectors.len(), dim), self.span_w.device())?;
+        let logits = x
+            .matmul(&self.span_w.t()?)?
+            .broadcast_add(&self.span_b)?
+            .squeeze(D::Minus1)?;
+        Ok(candle_nn::ops::sigmoid(&logits)?.to_vec1::<f32>()?)
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         let tensors: HashMap<&str, Tensor> = [
             ("w1", self.w1.clone()),
             ("b1", self.b1.clone()),
             ("w2", self.w2.clone()),
             ("b2", self.b2.clone()),
+            ("span_w", self.span_w.clone()),
+            ("span_b", self.span_b.clone()),
         ]
         .into_iter()
         .collect();
         candle_core::safetensors::save(&tensors, path).map_err(|e| Error::format(path, e))
     }
 
-    pub(crate) fn from_vars(w1: &Var, b1: &Var, w2: &Var, b2: &Var) -> Self {
+    pub(crate) fn from_vars(token: [&Var; 4], span: [&Var; 2]) -> Self {
+        let t = |v: &Var| v.as_tensor().detach();
         Self {
-            w1: w1.as_tensor().detach(),
-            b1: b1.as_tensor().detach(),
-            w2: w2.as_tensor().detach(),
-            b2: b2.as_tensor().detach(),
+            w1: t(token[0]),
+            b1: t(token[1]),
+            w2: t(token[2]),
+            b2: t(token[3]),
+            span_w: t(span[0]),
+            span_b: t(span[1]),
         }
     }
 }

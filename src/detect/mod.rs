@@ -7,6 +7,7 @@
 //! elsewhere in the article is found at every occurrence, with its edges set to where the occurrences
 //! stop agreeing. Sentences are labelled `genuine`, `mixed` or `spam` from the spans they contain.
 
+pub mod decode;
 pub mod head;
 pub mod spans;
 pub mod train;
@@ -48,15 +49,20 @@ pub struct Detection {
 /// Decision settings.
 #[derive(Debug, Clone)]
 pub struct DetectOptions {
-    /// A token at or above this probability belongs to a candidate span.
-    pub token_threshold: f32,
-    /// A candidate whose mean token probability is at or above this is kept whatever its topic.
-    pub sure_threshold: f32,
-    /// A candidate below `sure_threshold` is kept only if its similarity to the article's centre is
-    /// below this.
-    pub off_topic_below: f32,
-    /// Shorter candidates (in characters, spaces excluded) are dropped.
-    pub min_chars: usize,
+    /// A candidate grows from a token at or above this probability...
+    pub seed_threshold: f32,
+    /// ...over neighbours at or above this one.
+    pub grow_threshold: f32,
+    /// The rest of a spaced-script word joins a candidate unless its probability is below this.
+    pub snap_threshold: f32,
+    /// A candidate must read as a spam phrase on its own at least this much (the phrase test).
+    pub phrase_threshold: f32,
+    /// A candidate is kept when its mean token probability times its phrase probability reaches this.
+    pub keep_threshold: f32,
+    /// Lighter candidates are dropped (see `weight`: characters, Hangul and CJK counting double).
+    pub min_weight: usize,
+    /// A phrase must have this many characters to be aligned across repeats.
+    pub min_repeat_chars: usize,
     /// Sentences per encoder batch.
     pub batch_size: usize,
 }
@@ -64,10 +70,13 @@ pub struct DetectOptions {
 impl Default for DetectOptions {
     fn default() -> Self {
         Self {
-            token_threshold: 0.5,
-            sure_threshold: 0.9,
-            off_topic_below: 0.86,
-            min_chars: 3,
+            seed_threshold: 0.85,
+            grow_threshold: 0.45,
+            snap_threshold: 0.15,
+            phrase_threshold: 0.5,
+            keep_threshold: 0.55,
+            min_weight: 5,
+            min_repeat_chars: 6,
             batch_size: 16,
         }
     }
@@ -143,51 +152,77 @@ impl<'a> Detector<'a> {
         vecs: &[TokenVectors],
     ) -> Result<Detection> {
         let o = &self.options;
+        let dim = self.encoder.dim();
         let sentence_vectors: Vec<&[f32]> = vecs.iter().map(|v| v.sentence.as_slice()).collect();
-        let document = unit_mean(&sentence_vectors, self.encoder.dim());
+        let document = unit_mean(&sentence_vectors, dim);
+        let growth = decode::Growth {
+            high: o.seed_threshold,
+            low: o.grow_threshold,
+            snap: o.snap_threshold,
+        };
         let mut probs = Vec::with_capacity(sents.len());
         let mut candidates: Vec<Span> = Vec::new();
         for (s, v) in sents.iter().zip(vecs) {
             let p = self
                 .head
                 .token_probabilities(&v.vectors, &v.sentence, &document)?;
-            candidates.extend(runs(text, s, v, &p, o.token_threshold));
+            candidates.extend(decode::candidates(text, s, &v.spans, &p, growth));
             probs.push(p);
         }
-        candidates.retain(|c| {
-            text[c.start..c.end]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .count()
-                >= o.min_chars
-        });
+        candidates.retain(|c| weight(&text[c.start..c.end]) >= o.min_weight);
 
-        // The article's centre, from sentences that hold no candidate.
-        let centre = centre(sents, vecs, &candidates, self.encoder.dim());
         let mut kept = Vec::new();
         if !candidates.is_empty() {
+            // The article's centre without the sentences that hold candidates.
+            let clean: Vec<&[f32]> = sents
+                .iter()
+                .zip(&sentence_vectors)
+                .filter(|(s, _)| {
+                    !candidates
+                        .iter()
+                        .any(|c| c.start < s.end && s.start < c.end)
+                })
+                .map(|(_, v)| *v)
+                .collect();
+            let centre = unit_mean(&clean, dim);
             let texts: Vec<&str> = candidates.iter().map(|c| &text[c.start..c.end]).collect();
             let cand_vecs = self.encoder.embed(&texts, Prefix::Passage)?;
-            for (c, v) in candidates.iter().zip(&cand_vecs) {
-                let on_topic = centre.as_ref().map_or(0.0, |m| cosine(v, m));
+            let phrase = self.head.phrase_probabilities(&cand_vecs)?;
+            for ((c, v), q) in candidates.iter().zip(&cand_vecs).zip(&phrase) {
+                let topic = if clean.is_empty() {
+                    0.0
+                } else {
+                    cosine(v, &centre)
+                };
+                let keep = *q >= o.phrase_threshold && c.score * q >= o.keep_threshold;
                 if std::env::var_os("SIFT_DEBUG").is_some() {
                     eprintln!(
-                        "candidate {:.3} topic {:.3} {:?}",
+                        "{} token {:.3} phrase {:.3} topic {:.3} {:?}",
+                        if keep { "KEEP" } else { "drop" },
                         c.score,
-                        on_topic,
+                        q,
+                        topic,
                         &text[c.start..c.end]
                     );
                 }
-                if c.score >= o.sure_threshold || on_topic < o.off_topic_below {
-                    kept.push(*c);
+                if keep {
+                    kept.push(Span {
+                        score: c.score * q,
+                        ..*c
+                    });
                 }
             }
         }
-        let kept = repeat_everywhere(text, kept);
+        let mut confirm = |phrase: &str| -> Result<bool> {
+            let v = self.encoder.embed(&[phrase], Prefix::Passage)?;
+            Ok(self.head.phrase_probabilities(&v)?[0] >= o.phrase_threshold)
+        };
+        let kept = decode::align_repeats(text, kept, sents, o.min_repeat_chars, &mut confirm)?;
         let spans: Vec<Span> = spans::merge(
             kept.into_iter()
                 .map(|c| {
-                    let (s, e) = spans::snap_whitespace(text, c.start, c.end);
+                    let (s, e) = spans::trim(text, c.start, c.end);
+                    let (s, e) = spans::snap_whitespace(text, s, e);
                     Span {
                         start: s,
                         end: e,
@@ -206,66 +241,16 @@ impl<'a> Detector<'a> {
     }
 }
 
-/// Runs of tokens at or above `threshold` in one sentence, as trimmed byte spans of the article. A run
-/// covering nearly all of its sentence becomes the whole sentence.
-fn runs(text: &str, s: &segment::Span, v: &TokenVectors, p: &[f32], threshold: f32) -> Vec<Span> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    let sentence_chars = text[s.start..s.end]
-        .chars()
+/// Size of a text for the minimum-span rule: characters without spaces, Hangul and CJK counting
+/// double (one syllable carries about what two Latin letters do).
+fn weight(s: &str) -> usize {
+    s.chars()
         .filter(|c| !c.is_whitespace())
-        .count();
-    while i < p.len() {
-        if p[i] < threshold {
-            i += 1;
-            continue;
-        }
-        let first = i;
-        while i < p.len() && p[i] >= threshold {
-            i += 1;
-        }
-        let (a, b) = (s.start + v.spans[first].0, s.start + v.spans[i - 1].1);
-        let (a, b) = spans::trim(text, a, b);
-        if b <= a {
-            continue;
-        }
-        let score = p[first..i].iter().sum::<f32>() / (i - first) as f32;
-        let chars = text[a..b].chars().filter(|c| !c.is_whitespace()).count();
-        let (a, b) = if chars * 100 >= sentence_chars * 85 {
-            (s.start, s.end)
-        } else {
-            (a, b)
-        };
-        out.push(Span {
-            start: a,
-            end: b,
-            score,
-        });
-    }
-    out
-}
-
-/// Unit mean of the sentence vectors of sentences that hold no candidate span.
-fn centre(
-    sents: &[segment::Span],
-    vecs: &[TokenVectors],
-    candidates: &[Span],
-    dim: usize,
-) -> Option<Vec<f32>> {
-    let mut sum = vec![0f32; dim];
-    let mut n = 0;
-    for (s, v) in sents.iter().zip(vecs) {
-        if candidates
-            .iter()
-            .any(|c| c.start < s.end && s.start < c.end)
-        {
-            continue;
-        }
-        sum.iter_mut().zip(&v.sentence).for_each(|(a, b)| *a += b);
-        n += 1;
-    }
-    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
-    (n > 0 && norm > 0.0).then(|| sum.iter().map(|x| x / norm).collect())
+        .map(|c| match c {
+            '\u{AC00}'..='\u{D7A3}' | '\u{3040}'..='\u{30FF}' | '\u{4E00}'..='\u{9FFF}' => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// The unit-length mean of `vectors` (zeros when there are none).
@@ -279,30 +264,6 @@ pub fn unit_mean(vectors: &[&[f32]], dim: usize) -> Vec<f32> {
         sum.iter_mut().for_each(|x| *x /= norm);
     }
     sum
-}
-
-/// A kept phrase is spam wherever it recurs verbatim; its edges are aligned across occurrences.
-fn repeat_everywhere(text: &str, kept: Vec<Span>) -> Vec<Span> {
-    let mut out = kept.clone();
-    for k in &kept {
-        let phrase = &text[k.start..k.end];
-        if phrase.chars().count() < 6 {
-            continue;
-        }
-        let mut from = 0;
-        while let Some(off) = text[from..].find(phrase) {
-            let at = from + off;
-            if at != k.start {
-                out.push(Span {
-                    start: at,
-                    end: at + phrase.len(),
-                    score: k.score,
-                });
-            }
-            from = at + phrase.len();
-        }
-    }
-    out
 }
 
 fn label_sentences(

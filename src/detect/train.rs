@@ -63,6 +63,8 @@ pub struct TrainReport {
     /// Token-level precision and recall of spam on held-out articles, at probability 0.5.
     pub held_out_precision: f64,
     pub held_out_recall: f64,
+    /// Accuracy of the phrase test on held-out phrases and fragments.
+    pub phrase_test_accuracy: f64,
 }
 
 /// SplitMix64: a small, well-known, seedable generator, so examples do not depend on a crate's
@@ -206,9 +208,101 @@ fn token_label(ex: &Example, a: usize, b: usize) -> f32 {
 }
 
 /// Fits a head on `examples`, encoding them with `encoder`.
+pub fn train_phrase_test(
+    encoder: &Encoder,
+    examples: &[Example],
+    phrases: &[String],
+    opts: &TrainOptions,
+    progress: &dyn Fn(&str),
+) -> Result<(Var, Var, f64)> {
+    let device = Device::Cpu;
+    let mut rng = Rng::new(opts.seed ^ 0xF4A5E);
+    // (text, label, held out)
+    let mut data: Vec<(String, f32, bool)> = Vec::new();
+    for (i, p) in phrases.iter().enumerate() {
+        let held = i % 5 == 4;
+        data.push((p.clone(), 1.0, held));
+        let words: Vec<&str> = p.split_whitespace().collect();
+        if words.len() >= 3 {
+            let len = words.len().div_ceil(2) + rng.below(words.len() / 2);
+            let from = rng.below(words.len() - len + 1);
+            data.push((words[from..from + len].join(" "), 1.0, held));
+        }
+    }
+    for ex in examples.iter().filter(|e| e.spam.is_none()) {
+        let words: Vec<&str> = ex.text.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        if rng.below(2) == 0 {
+            data.push((ex.text.clone(), 0.0, ex.held_out));
+        }
+        for _ in 0..2 {
+            let len = 1 + rng.below(6.min(words.len()));
+            let from = rng.below(words.len() - len + 1);
+            data.push((words[from..from + len].join(" "), 0.0, ex.held_out));
+        }
+    }
+    progress(&format!("phrase test: encoding {} texts", data.len()));
+    let mut vectors = Vec::with_capacity(data.len());
+    for chunk in data.chunks(64) {
+        let texts: Vec<&str> = chunk.iter().map(|d| d.0.as_str()).collect();
+        vectors.extend(encoder.embed(&texts, Prefix::Passage)?);
+    }
+    let dim = encoder.dim();
+    let pick = |held: bool| {
+        let idx: Vec<usize> = (0..data.len()).filter(|&i| data[i].2 == held).collect();
+        let x: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| vectors[i].iter().copied())
+            .collect();
+        let y: Vec<f32> = idx.iter().map(|&i| data[i].1).collect();
+        (
+            Tensor::from_vec(x, (idx.len(), dim), &device),
+            Tensor::from_vec(y, idx.len(), &device),
+        )
+    };
+    let (x, y) = pick(false);
+    let (x, y) = (x?, y?);
+    let w = Var::zeros((1, dim), DType::F32, &device)?;
+    let b = Var::zeros(1, DType::F32, &device)?;
+    let mut opt = AdamW::new(
+        vec![w.clone(), b.clone()],
+        ParamsAdamW {
+            lr: 0.02,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )?;
+    let logits_of = |x: &Tensor| -> candle_core::Result<Tensor> {
+        x.matmul(&w.as_tensor().t()?)?
+            .broadcast_add(b.as_tensor())?
+            .squeeze(1)
+    };
+    for _ in 0..400 {
+        let loss = candle_nn::loss::binary_cross_entropy_with_logit(&logits_of(&x)?, &y)?;
+        opt.backward_step(&loss)?;
+    }
+    let (hx, hy) = pick(true);
+    let (hx, hy) = (hx?, hy?.to_vec1::<f32>()?);
+    let p = candle_nn::ops::sigmoid(&logits_of(&hx)?)?.to_vec1::<f32>()?;
+    let correct = p
+        .iter()
+        .zip(&hy)
+        .filter(|(p, y)| (**p >= 0.5) == (**y > 0.5))
+        .count();
+    let acc = correct as f64 / hy.len().max(1) as f64;
+    progress(&format!(
+        "phrase test: held-out accuracy {acc:.3} on {} texts",
+        hy.len()
+    ));
+    Ok((w, b, acc))
+}
+
 pub fn train(
     encoder: &Encoder,
     examples: &[Example],
+    phrases: &[String],
     opts: &TrainOptions,
     progress: &dyn Fn(&str),
 ) -> Result<(TokenHead, TrainReport)> {
@@ -313,7 +407,9 @@ pub fn train(
             total / n as f64
         ));
     }
-    let head = TokenHead::from_vars(&w1, &b1, &w2, &b2);
+    let (span_w, span_b, phrase_acc) =
+        train_phrase_test(encoder, examples, phrases, opts, progress)?;
+    let head = TokenHead::from_vars([&w1, &b1, &w2, &b2], [&span_w, &span_b]);
 
     let held_n = held_labels.len();
     let (mut tp, mut fp, mut fneg) = (0usize, 0usize, 0usize);
@@ -344,6 +440,7 @@ pub fn train(
             held_out_tokens: held_n,
             held_out_precision: ratio(tp, fp),
             held_out_recall: ratio(tp, fneg),
+            phrase_test_accuracy: phrase_acc,
         },
     ))
 }
