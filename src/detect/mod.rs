@@ -63,6 +63,8 @@ pub struct DetectOptions {
     pub min_weight: usize,
     /// A phrase must have this many characters to be aligned across repeats.
     pub min_repeat_chars: usize,
+    /// A line this much covered by spans (by weight) is tested as a whole.
+    pub line_coverage: f32,
     /// Sentences per encoder batch.
     pub batch_size: usize,
 }
@@ -77,6 +79,7 @@ impl Default for DetectOptions {
             keep_threshold: 0.55,
             min_weight: 5,
             min_repeat_chars: 6,
+            line_coverage: 0.4,
             batch_size: 16,
         }
     }
@@ -217,7 +220,8 @@ impl<'a> Detector<'a> {
             let v = self.encoder.embed(&[phrase], Prefix::Passage)?;
             Ok(self.head.phrase_probabilities(&v)?[0] >= o.phrase_threshold)
         };
-        let kept = decode::align_repeats(text, kept, sents, o.min_repeat_chars, &mut confirm)?;
+        let mut kept = decode::align_repeats(text, kept, sents, o.min_repeat_chars, &mut confirm)?;
+        kept.extend(self.whole_lines(text, &kept)?);
         let spans: Vec<Span> = spans::merge(
             kept.into_iter()
                 .map(|c| {
@@ -238,6 +242,48 @@ impl<'a> Detector<'a> {
             spans,
             sentences,
         })
+    }
+}
+
+impl Detector<'_> {
+    /// Lines that are spam as a whole: spans already cover a good part of them (`line_coverage`) and
+    /// the whole line passes the phrase test (a spam title line with its tail: `… - 2024년 실시간
+    /// 업데이트`).
+    fn whole_lines(&self, text: &str, kept: &[Span]) -> Result<Vec<Span>> {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let (a, b) = spans::trim(text, start, start + line.len());
+            start += line.len();
+            if b <= a || kept.iter().any(|k| k.start == a && k.end == b) {
+                continue;
+            }
+            let covered: usize = kept
+                .iter()
+                .filter(|k| k.start < b && a < k.end)
+                .map(|k| weight(&text[k.start.max(a)..k.end.min(b)]))
+                .sum();
+            if covered as f32 >= self.options.line_coverage * weight(&text[a..b]) as f32 {
+                lines.push((a, b));
+            }
+        }
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<&str> = lines.iter().map(|&(a, b)| &text[a..b]).collect();
+        let q = self
+            .head
+            .phrase_probabilities(&self.encoder.embed(&texts, Prefix::Passage)?)?;
+        Ok(lines
+            .into_iter()
+            .zip(q)
+            .filter(|(_, q)| *q >= self.options.phrase_threshold)
+            .map(|((start, end), q)| Span {
+                start,
+                end,
+                score: q,
+            })
+            .collect())
     }
 }
 
