@@ -40,7 +40,8 @@ fn development_set_meets_the_targets() {
     // Batching documents together gives what one at a time gives (scores up to float rounding, since
     // padding changes the order of additions).
     let alone = d.detect(texts[0]).unwrap();
-    let edges = |d: &sift::detect::Detection| d.spans.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>();
+    let edges =
+        |d: &sift::detect::Detection| d.spans.iter().map(|s| (s.start, s.end)).collect::<Vec<_>>();
     assert_eq!(edges(&alone), edges(&detections[0]));
     for (a, b) in alone.spans.iter().zip(&detections[0].spans) {
         assert!((a.score - b.score).abs() < 1e-3);

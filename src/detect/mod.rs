@@ -1,11 +1,14 @@
 //! Where a sentence gets its label: finding injected spam spans in an article.
 //!
-//! Every sentence goes through the multilingual encoder once; the token head turns each contextual
-//! token vector into a spam probability, and runs of likely tokens become candidate spans, with exact
-//! byte edges at token boundaries. Document-level evidence then decides: a candidate must read as off
-//! the article's topic (its vector against the article's centre), and a phrase that recurs verbatim
-//! elsewhere in the article is found at every occurrence, with its edges set to where the occurrences
-//! stop agreeing. Sentences are labelled `genuine`, `mixed` or `spam` from the spans they contain.
+//! Every sentence goes through the multilingual encoder once. The token head reads each contextual
+//! token vector beside its neighbours, its sentence and the article's centre (so the same words are
+//! judged differently in an article about them), and gives each token a spam probability; candidate
+//! spans grow from tokens it is sure of, with byte edges at token boundaries (see [`decode`]). Each
+//! candidate must then pass the phrase test: embedded on its own, it must read as a spam phrase. A
+//! phrase that recurs verbatim elsewhere in the article is found at every occurrence, its edges set to
+//! where the occurrences stop agreeing, and a line mostly covered by spam that passes the phrase test
+//! as a whole is spam as a whole. Sentences are labelled `genuine`, `mixed` or `spam` from the spans
+//! they contain. `SIFT_DEBUG=1` prints each candidate's scores on stderr.
 
 pub mod decode;
 pub mod head;
@@ -14,7 +17,7 @@ pub mod train;
 
 use serde::Serialize;
 
-use crate::encode::{cosine, Encoder, Prefix, TokenVectors};
+use crate::encode::{Encoder, Prefix, TokenVectors};
 use crate::error::Result;
 use crate::segment;
 use head::TokenHead;
@@ -80,7 +83,7 @@ impl Default for DetectOptions {
             min_weight: 5,
             min_repeat_chars: 6,
             line_coverage: 0.4,
-            batch_size: 16,
+            batch_size: 64,
         }
     }
 }
@@ -176,35 +179,17 @@ impl<'a> Detector<'a> {
 
         let mut kept = Vec::new();
         if !candidates.is_empty() {
-            // The article's centre without the sentences that hold candidates.
-            let clean: Vec<&[f32]> = sents
-                .iter()
-                .zip(&sentence_vectors)
-                .filter(|(s, _)| {
-                    !candidates
-                        .iter()
-                        .any(|c| c.start < s.end && s.start < c.end)
-                })
-                .map(|(_, v)| *v)
-                .collect();
-            let centre = unit_mean(&clean, dim);
             let texts: Vec<&str> = candidates.iter().map(|c| &text[c.start..c.end]).collect();
             let cand_vecs = self.encoder.embed(&texts, Prefix::Passage)?;
             let phrase = self.head.phrase_probabilities(&cand_vecs)?;
-            for ((c, v), q) in candidates.iter().zip(&cand_vecs).zip(&phrase) {
-                let topic = if clean.is_empty() {
-                    0.0
-                } else {
-                    cosine(v, &centre)
-                };
+            for (c, q) in candidates.iter().zip(&phrase) {
                 let keep = *q >= o.phrase_threshold && c.score * q >= o.keep_threshold;
                 if std::env::var_os("SIFT_DEBUG").is_some() {
                     eprintln!(
-                        "{} token {:.3} phrase {:.3} topic {:.3} {:?}",
-                        if keep { "KEEP" } else { "drop" },
+                        "sift: {} candidate: token {:.3}, phrase {:.3}: {:?}",
+                        if keep { "kept" } else { "dropped" },
                         c.score,
                         q,
-                        topic,
                         &text[c.start..c.end]
                     );
                 }
