@@ -1,6 +1,6 @@
-//! What the models see in an article: the main job until detection and summaries land.
+//! What the models see in an article: the main job until summaries land.
 //!
-//! Each sentence gets its token counts under both models and its cosine similarity to the
+//! The article is cleaned of injected spam first; each sentence of the cleaned text then gets its token counts under both models and its cosine similarity to the
 //! article's mean vector (sentences far from the article's centre are the candidates the detection work
 //! will examine); the chat model then writes a one-line Korean draft gist from the most central sentences,
 //! which shows the generation loop at work on the real model. The draft is labelled unchecked: the
@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::detect::{Detection, Detector};
 use crate::encode::{cosine, Encoder, Prefix};
 use crate::error::{Error, Result};
 use crate::generate::chat::{Message, Role};
@@ -19,7 +20,7 @@ use crate::segment;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SentenceView {
-    /// UTF-8 byte offsets into the input, end exclusive.
+    /// UTF-8 byte offsets into the cleaned text, end exclusive.
     pub start: usize,
     pub end: usize,
     pub text: String,
@@ -31,6 +32,10 @@ pub struct SentenceView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
+    /// Spam found in the article, with sentence labels and the cleaned text.
+    pub detection: Detection,
+    pub detect_s: f64,
+    /// The sentences of the cleaned text (offsets into `detection.clean_text`).
     pub sentences: Vec<SentenceView>,
     pub article_summarizer_tokens: usize,
     pub gist_prompt_tokens: usize,
@@ -44,24 +49,30 @@ const GIST_SOURCES: usize = 3;
 
 pub fn inspect(
     text: &str,
+    detector: &Detector,
     encoder: &Encoder,
     summarizer: &mut TextModel,
     on_gist: &mut dyn FnMut(&str),
 ) -> Result<Inspection> {
-    let spans: Vec<(usize, usize)> = segment::sentences(text)
+    let t0 = Instant::now();
+    let detection = detector.detect(text)?;
+    let detect_s = t0.elapsed().as_secs_f64();
+    // What the models see is the article without its spam.
+    let clean = detection.clean_text.as_str();
+    let spans: Vec<(usize, usize)> = segment::sentences(clean)
         .iter()
         .map(|s| (s.start, s.end))
         .collect();
     if spans.is_empty() {
-        return Err(Error::Input("the article has no text".into()));
+        return Err(Error::Input("the article has no genuine text".into()));
     }
     let t0 = Instant::now();
-    let texts: Vec<&str> = spans.iter().map(|&(s, e)| &text[s..e]).collect();
+    let texts: Vec<&str> = spans.iter().map(|&(s, e)| &clean[s..e]).collect();
     let vectors = encoder.embed(&texts, Prefix::Passage)?;
     let centroid = unit_mean(&vectors, encoder.dim());
     let mut sentences = Vec::with_capacity(spans.len());
     for (&(start, end), v) in spans.iter().zip(&vectors) {
-        let s = &text[start..end];
+        let s = &clean[start..end];
         sentences.push(SentenceView {
             start,
             end,
@@ -105,7 +116,9 @@ pub fn inspect(
         ControlFlow::Continue(())
     })?;
     Ok(Inspection {
-        article_summarizer_tokens: summarizer.encode(text)?.len(),
+        article_summarizer_tokens: summarizer.encode(clean)?.len(),
+        detect_s,
+        detection,
         sentences,
         gist_prompt_tokens: prompt.len(),
         draft_gist: generation.text.trim().to_string(),

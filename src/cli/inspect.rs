@@ -35,17 +35,26 @@ pub fn run(global: &GlobalArgs, article: &Path, format: Format) -> Result<bool> 
         println!("draft gist (unchecked; faithful summaries are not built yet):");
     }
     let mut stdout = std::io::stdout();
-    let inspection = sift::inspect::inspect(&text, &encoder, &mut summarizer, &mut |piece| {
-        if streaming {
-            let _ = write!(stdout, "{piece}");
-            let _ = stdout.flush();
-        }
-    })?;
+    let detector = sift::detect::Detector::new(&encoder, global.head(&device)?);
+    let inspection =
+        sift::inspect::inspect(&text, &detector, &encoder, &mut summarizer, &mut |piece| {
+            if streaming {
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
+        })?;
     let peak = sift::metrics::peak_rss_bytes();
     match format {
         Format::Text => {
+            let color = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            let name = article.display().to_string();
+            println!("\n");
+            print!(
+                "{}",
+                sift::output::render_text(&name, &text, &inspection.detection, color)
+            );
             println!(
-                "\n\n{:>4} {:>10} {:>6} {:>6}  sentence",
+                "\nthe cleaned article:\n{:>4} {:>10} {:>6} {:>6}  sentence",
                 "#", "centrality", "qwen", "e5"
             );
             for (i, s) in inspection.sentences.iter().enumerate() {
@@ -72,7 +81,8 @@ pub fn run(global: &GlobalArgs, article: &Path, format: Format) -> Result<bool> 
                 "inspection": inspection,
                 "models": {"encoder": enc_manifest.name, "summarizer": sum_manifest.name},
                 "timings": {"encoder_load": encoder_load_s, "summarizer_load": summarizer_load_s,
-                            "encode": inspection.encode_s, "generate": inspection.generate_s},
+                            "detect": inspection.detect_s, "encode": inspection.encode_s,
+                            "generate": inspection.generate_s},
                 "peak_rss_bytes": peak,
             });
             println!(
@@ -82,7 +92,8 @@ pub fn run(global: &GlobalArgs, article: &Path, format: Format) -> Result<bool> 
         }
     }
     eprintln!(
-        "sift: encode {:.2}s, generate {:.2}s, peak memory {}",
+        "sift: detect {:.2}s, encode {:.2}s, generate {:.2}s, peak memory {}",
+        inspection.detect_s,
         inspection.encode_s,
         inspection.generate_s,
         peak.map(|b| format!("{:.2} GB", b as f64 / 1e9))
