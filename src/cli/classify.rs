@@ -162,8 +162,11 @@ pub fn classify(g: &GlobalArgs, args: &ClassifyArgs) -> Result<Outcome> {
     }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let peak = sift::metrics::peak_rss_bytes().map_or("unknown".to_string(), |b| {
+        format!("{:.2} GB", b as f64 / 1e9)
+    });
     eprintln!(
-        "sift: {} documents ({failed} failed, {with_spam} with spam), {sentences} sentences in {secs:.1}s: {:.1} sentences/s, {:.2} documents/s",
+        "sift: {} documents ({failed} failed, {with_spam} with spam), {sentences} sentences in {secs:.1}s: {:.1} sentences/s, {:.2} documents/s, peak memory {peak}",
         sources.len(),
         sentences as f64 / secs,
         (sources.len() - failed) as f64 / secs

@@ -83,7 +83,7 @@ impl Default for DetectOptions {
             min_weight: 5,
             min_repeat_chars: 6,
             line_coverage: 0.4,
-            batch_size: 64,
+            batch_size: 16,
         }
     }
 }
