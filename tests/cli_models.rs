@@ -200,6 +200,7 @@ fn fetch_assembles_the_mirror_and_verify_passes() {
         (listed[0].name.as_str(), listed[0].status.as_str()),
         ("tiny-encoder", "present")
     );
+    assert_eq!(listed[0].files[0].status, "present");
     assert!(sb.run(&["models", "verify"]).status.success());
     assert_eq!(sb.leftovers(), ["tiny.bin"]);
     // A second fetch finds it present and downloads nothing.

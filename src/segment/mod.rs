@@ -97,10 +97,9 @@ fn ends_sentence(text: &str, chars: &[(usize, char)], i: usize, j: usize, closed
         return false;
     }
     // Glued to the next sentence: `만났다.이 회장은`, `said.The`. Not `U.S` or `e.g`.
-    !next.is_ascii_punctuation()
-        && (!next.is_alphabetic() || !next.is_lowercase())
-        && !next.is_ascii_digit()
-        && !(mark == '.' && next.is_ascii_uppercase() && single_letter_before(chars, i))
+    let continues = next.is_ascii_punctuation() || next.is_lowercase() || next.is_ascii_digit();
+    let initial = mark == '.' && next.is_ascii_uppercase() && single_letter_before(chars, i);
+    !(continues || initial)
 }
 
 /// The word before the dot at `chars[i]` (letters and inner dots) is a known abbreviation or an
