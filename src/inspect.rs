@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::detect::{Detection, Detector};
+use crate::detect::{unit_mean, Detection, Detector};
 use crate::encode::{cosine, Encoder, Prefix};
 use crate::error::{Error, Result};
 use crate::generate::chat::{Message, Role};
@@ -69,7 +69,8 @@ pub fn inspect(
     let t0 = Instant::now();
     let texts: Vec<&str> = spans.iter().map(|&(s, e)| &clean[s..e]).collect();
     let vectors = encoder.embed(&texts, Prefix::Passage)?;
-    let centroid = unit_mean(&vectors, encoder.dim());
+    let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+    let centroid = unit_mean(&refs, encoder.dim());
     let mut sentences = Vec::with_capacity(spans.len());
     for (&(start, end), v) in spans.iter().zip(&vectors) {
         let s = &clean[start..end];
@@ -125,16 +126,4 @@ pub fn inspect(
         encode_s,
         generate_s: t1.elapsed().as_secs_f64(),
     })
-}
-
-fn unit_mean(vectors: &[Vec<f32>], dim: usize) -> Vec<f32> {
-    let mut mean = vec![0f32; dim];
-    for v in vectors {
-        for (m, x) in mean.iter_mut().zip(v) {
-            *m += x;
-        }
-    }
-    let norm = mean.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-    mean.iter_mut().for_each(|m| *m /= norm);
-    mean
 }
