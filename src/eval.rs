@@ -36,14 +36,7 @@ pub struct Labelled {
 
 /// Reads every `docs/*.txt` under `dir` with its `gold/*.json`, checking the gold against the text.
 pub fn load_set(dir: &Path) -> Result<Vec<Labelled>> {
-    let docs = dir.join("docs");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&docs)
-        .map_err(|e| Error::io(&docs, e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    paths.sort();
+    let paths = crate::input::files_with_extension(&dir.join("docs"), "txt")?;
     let mut out = Vec::with_capacity(paths.len());
     for path in paths {
         let name = path

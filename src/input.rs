@@ -26,6 +26,18 @@ pub fn read_article(path: &Path) -> Result<String> {
     })
 }
 
+/// The files directly in `dir` whose extension is `ext`, sorted by name.
+pub fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// One document to process in a batch.
 #[derive(Debug, Clone)]
 pub enum Source {

@@ -92,14 +92,7 @@ impl Rng {
 
 /// Reads the corpus: genuine sentences per article, and spam phrases.
 pub fn read_corpus(dir: &Path) -> Result<(Vec<Vec<String>>, Vec<String>)> {
-    let genuine_dir = dir.join("genuine");
-    let mut paths: Vec<_> = std::fs::read_dir(&genuine_dir)
-        .map_err(|e| Error::io(&genuine_dir, e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    paths.sort();
+    let paths = crate::input::files_with_extension(&dir.join("genuine"), "txt")?;
     let mut articles = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;

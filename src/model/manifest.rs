@@ -195,12 +195,7 @@ impl Catalog {
 
     /// The manifests in `dir` (every `*.toml`), in place of the built-in ones.
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        paths.sort();
+        let paths = crate::input::files_with_extension(dir, "toml")?;
         let models = paths
             .iter()
             .map(|p| {
