@@ -78,7 +78,7 @@ impl Default for DetectOptions {
             seed_threshold: 0.85,
             grow_threshold: 0.45,
             snap_threshold: 0.15,
-            phrase_threshold: 0.5,
+            phrase_threshold: 0.6,
             keep_threshold: 0.55,
             min_weight: 5,
             min_repeat_chars: 6,
