@@ -2,8 +2,9 @@
 //!
 //! A candidate grows from a token the head is sure of (hysteresis: seeds at `high`, growth while
 //! neighbours stay above `low`), so scattered, mildly odd tokens never start a span. Its edges are then
-//! set by the text: a Latin, Thai or other spaced-script word is never cut in two, while Hangul, which
-//! spammers glue straight onto the next word (`통계퀄컴`), keeps the encoder's token edges. A phrase that
+//! set by the text: a Latin, Thai or other spaced-script word is not cut in two unless the head is sure
+//! its other part is genuine (or a `.` glues two sentences), while Hangul, which spammers glue straight
+//! onto the next word (`통계퀄컴`), keeps the encoder's token edges. A phrase that
 //! recurs verbatim is aligned across its occurrences: its edges are where the occurrences stop agreeing.
 
 use crate::detect::spans::{self, Span};
@@ -39,6 +40,11 @@ fn script(c: char) -> Script {
         c if c.is_alphanumeric() || is_mark(c) => Script::Word,
         _ => Script::Punct,
     }
+}
+
+/// Hangul and CJK characters, which carry a syllable or a word each.
+pub(crate) fn is_syllabic(c: char) -> bool {
+    matches!(script(c), Script::Hangul | Script::Cjk)
 }
 
 /// Combining marks (Thai vowels and tones, Vietnamese diacritics) belong to their word.

@@ -180,11 +180,11 @@ impl<'a> Detector<'a> {
         let mut kept = Vec::new();
         if !candidates.is_empty() {
             let texts: Vec<&str> = candidates.iter().map(|c| &text[c.start..c.end]).collect();
-            let cand_vecs = self.encoder.embed(&texts, Prefix::Passage)?;
-            let phrase = self.head.phrase_probabilities(&cand_vecs)?;
+            let phrase = self.phrase_test(&texts)?;
+            let debug = std::env::var_os("SIFT_DEBUG").is_some();
             for (c, q) in candidates.iter().zip(&phrase) {
                 let keep = *q >= o.phrase_threshold && c.score * q >= o.keep_threshold;
-                if std::env::var_os("SIFT_DEBUG").is_some() {
+                if debug {
                     eprintln!(
                         "sift: {} candidate: token {:.3}, phrase {:.3}: {:?}",
                         if keep { "kept" } else { "dropped" },
@@ -202,10 +202,16 @@ impl<'a> Detector<'a> {
             }
         }
         let mut confirm = |phrase: &str| -> Result<bool> {
-            let v = self.encoder.embed(&[phrase], Prefix::Passage)?;
-            Ok(self.head.phrase_probabilities(&v)?[0] >= o.phrase_threshold)
+            Ok(self.phrase_test(&[phrase])?[0] >= o.phrase_threshold)
         };
-        let mut kept = decode::align_repeats(text, kept, sents, o.min_repeat_chars, &mut confirm)?;
+        // Merged first, so that overlapping spans do not count twice towards a line's coverage.
+        let mut kept = spans::merge(decode::align_repeats(
+            text,
+            kept,
+            sents,
+            o.min_repeat_chars,
+            &mut confirm,
+        )?);
         kept.extend(self.whole_lines(text, &kept)?);
         let spans: Vec<Span> = spans::merge(
             kept.into_iter()
@@ -231,6 +237,12 @@ impl<'a> Detector<'a> {
 }
 
 impl Detector<'_> {
+    /// The phrase test: how much each text, embedded on its own, reads like a spam phrase.
+    fn phrase_test(&self, texts: &[&str]) -> Result<Vec<f32>> {
+        self.head
+            .phrase_probabilities(&self.encoder.embed(texts, Prefix::Passage)?)
+    }
+
     /// Lines that are spam as a whole: spans already cover a good part of them (`line_coverage`) and
     /// the whole line passes the phrase test (a spam title line with its tail: `… - 2024년 실시간
     /// 업데이트`).
@@ -256,9 +268,7 @@ impl Detector<'_> {
             return Ok(Vec::new());
         }
         let texts: Vec<&str> = lines.iter().map(|&(a, b)| &text[a..b]).collect();
-        let q = self
-            .head
-            .phrase_probabilities(&self.encoder.embed(&texts, Prefix::Passage)?)?;
+        let q = self.phrase_test(&texts)?;
         Ok(lines
             .into_iter()
             .zip(q)
@@ -277,10 +287,7 @@ impl Detector<'_> {
 fn weight(s: &str) -> usize {
     s.chars()
         .filter(|c| !c.is_whitespace())
-        .map(|c| match c {
-            '\u{AC00}'..='\u{D7A3}' | '\u{3040}'..='\u{30FF}' | '\u{4E00}'..='\u{9FFF}' => 2,
-            _ => 1,
-        })
+        .map(|c| if decode::is_syllabic(c) { 2 } else { 1 })
         .sum()
 }
 
