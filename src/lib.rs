@@ -4,8 +4,8 @@
 //! The modules follow the pipeline: [`segment`] cuts an article into sentences with byte offsets;
 //! [`model`] finds, verifies and loads weights; [`encode`] turns text
 //! into sentence vectors; [`detect`] labels sentences and finds injected spans; [`eval`] scores that
-//! against gold; [`generate`] runs the chat model; [`inspect`] is today's main job, showing what
-//! the models see in an article. The `sift` binary is a thin layer over this library.
+//! against gold; [`generate`] runs the chat model; [`summarize`] writes the checked Korean and English
+//! summaries of the cleaned article (the main job). The `sift` binary is a thin layer over this library.
 
 pub mod detect;
 pub mod device;
@@ -14,10 +14,10 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod input;
-pub mod inspect;
 pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod segment;
+pub mod summarize;
 
 pub use error::{Error, Result};

@@ -50,7 +50,7 @@ fn run(cli: &Cli) -> sift::Result<Status> {
     let g = &cli.global;
     if let (Some(_), Some(article)) = (&cli.command, &cli.article) {
         return Err(sift::Error::Input(format!(
-            "`{}` given before a subcommand: put the article after `inspect`",
+            "`{}` given before a subcommand: put the article after the subcommand",
             article.display()
         )));
     }
@@ -72,14 +72,25 @@ fn run(cli: &Cli) -> sift::Result<Status> {
                 }
             }
         }
-        Some(Command::Inspect { article, output }) => {
-            cli::inspect::run(g, article, output.format).map(Status::from)
-        }
+        Some(Command::Summarize {
+            article,
+            output,
+            args,
+        }) => cli::summarize::run(g, args, article, output.format).map(Status::from),
         Some(Command::Eval {
             dir,
             output,
             per_document,
-        }) => cli::detect::eval(g, dir, output.format, *per_document).map(Status::from),
+            summaries,
+            only,
+        }) => {
+            let opts = cli::detect::EvalOptions {
+                per_document: *per_document,
+                summaries: *summaries,
+                only: only.clone(),
+            };
+            cli::detect::eval(g, dir, output.format, &opts).map(Status::from)
+        }
         Some(Command::Train { data, out }) => cli::detect::train(g, data, out).map(Status::from),
         Some(Command::Clean { path }) => cli::classify::clean(g, path).map(Status::from),
         Some(Command::Classify(args)) => {
@@ -93,7 +104,9 @@ fn run(cli: &Cli) -> sift::Result<Status> {
             })
         }
         None => match &cli.article {
-            Some(article) => cli::inspect::run(g, article, cli.output.format).map(Status::from),
+            Some(article) => {
+                cli::summarize::run(g, &cli.summarize, article, cli.output.format).map(Status::from)
+            }
             None => Err(sift::Error::Input(
                 "no article given: run `sift ARTICLE`, or `sift --help`".into(),
             )),

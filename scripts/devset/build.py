@@ -27,6 +27,9 @@ Source format
     inject: after#2 "ANCHOR" :: PHRASE        ... after its 2nd occurrence
     inject: before "ANCHOR" spaced :: PHRASE  "PHRASE " inserted before the anchor
     inject: after "ANCHOR" lead :: PHRASE     " PHRASE" inserted after the anchor
+    fact-ko: 이재용 | 이 회장                  a key fact: forms a Korean summary may use
+    fact-en: Lee                              a key fact: forms an English summary may use
+    forbidden: 비셀 | Vissel | Apple          terms neither summary may contain (accumulates)
     ---
     the clean article, as many lines as needed
 
@@ -35,6 +38,25 @@ Modes: glue (default, no whitespace added), spaced (the phrase plus one trailing
 for a phrase standing between spaces), lead (one leading space plus the phrase).
 The span is exactly the inserted bytes, newlines excluded: for a whole line it is the
 phrase alone; for spaced/lead it includes the one space that came with the phrase.
+
+Summary-evaluation facts (all three required in every source; the seed's are SEED_FACTS,
+in the same syntax). Alternatives are separated by "|", each trimmed.
+    fact-ko: exactly five lines. One fact a faithful short Korean summary (at most 3
+             sentences / 300 characters) of the clean article must state; the forms are
+             alternative short surface strings, any one of which counts (a name, a stem,
+             a number as written).
+    fact-en: exactly five lines, the same for the English summary.
+    forbidden: one or more lines, accumulating: terms that must appear in neither summary
+             (the injected spam's words, in both languages, and plausible hallucinations).
+Written to the gold as
+    "key_facts_ko": [[str, ...] x5], "key_facts_en": [[str, ...] x5], "forbidden": [str, ...]
+in source order. Matching is meant to be case-insensitive substring search, with ASCII forms
+bounded by non-[A-Za-z0-9] characters (a Hangul particle right after "HBM" is a boundary).
+Validated: five facts each, non-empty distinct forms; every form of the article's own
+language occurs in the clean article (Korean forms for a ko article, English forms for an en
+article; the other language cannot be checked); every forbidden term is absent from the
+clean article and from every fact form (by the same matching, so "cialis" may be forbidden
+in an article that says "specialist").
 """
 
 import json
@@ -59,6 +81,21 @@ SEED_META = {
     "style": "whole line top; glued after comma x4 (no space after)",
 }
 
+SEED_FACTS = """\
+fact-ko: 이재용 | 이 회장
+fact-ko: 삼성
+fact-ko: 저커버그 | 메타
+fact-ko: 아마존
+fact-ko: 퀄컴
+fact-en: Samsung
+fact-en: Lee
+fact-en: Zuckerberg | Meta
+fact-en: Amazon
+fact-en: Qualcomm
+forbidden: 비셀 | 고베 | 바르셀로나 | Vissel | Kobe | Barcelona
+forbidden: Apple | 애플 | Tim Cook | 팀 쿡 | Nvidia | 엔비디아 | Jensen Huang | 삼성물산
+"""
+
 NAME_RE = re.compile(r"^(ko|en)-[a-z0-9]+(-[a-z0-9]+)*$")
 INJECT_RE = re.compile(
     r'^(?:line\s+(?P<line>\d+|end)'
@@ -66,6 +103,9 @@ INJECT_RE = re.compile(
     r"\s+::\s+(?P<phrase>\S.*?)\s*$"
 )
 HEADER_KEYS = {"name", "lang", "topic", "kind", "style", "final-newline"}
+FACT_KEYS = {"fact-ko": "key_facts_ko", "fact-en": "key_facts_en", "forbidden": "forbidden"}
+N_FACTS = 5
+ASCII_FORM_RE = re.compile(r"^[\x00-\x7f]+$")
 
 
 class DevsetError(Exception):
@@ -102,9 +142,59 @@ def apply_convention(doc: bytes, spans) -> bytes:
     return bytes(c for c, d in zip(doc, drop) if not d)
 
 
-def validate(name, doc: bytes, gold, clean_source: str):
-    if set(gold) != {"spam", "clean_text"}:
-        fail(name, f"gold keys are {sorted(gold)}, want spam and clean_text")
+def occurs(form: str, text: str) -> bool:
+    """Case-insensitive substring search; an ASCII form must not touch an ASCII letter or
+    digit on either side (a Hangul particle, space or punctuation is a boundary)."""
+    f, t = form.lower(), text.lower()
+    if not ASCII_FORM_RE.match(f):
+        return f in t
+    pat = r"(?<![a-z0-9])" + re.escape(f) + r"(?![a-z0-9])"
+    return re.search(pat, t) is not None
+
+
+def validate_facts(name, lang, gold):
+    clean = gold["clean_text"]
+    all_forms = []
+    for key in ("key_facts_ko", "key_facts_en"):
+        facts = gold[key]
+        if not isinstance(facts, list) or len(facts) != N_FACTS:
+            fail(name, f"{key} must hold exactly {N_FACTS} facts, has "
+                       f"{len(facts) if isinstance(facts, list) else facts!r}")
+        for i, forms in enumerate(facts):
+            if not isinstance(forms, list) or not forms:
+                fail(name, f"{key}[{i}] must be a non-empty list of forms")
+            for form in forms:
+                if not isinstance(form, str) or not form or form != form.strip() or "\n" in form:
+                    fail(name, f"{key}[{i}] has a bad form {form!r}")
+            if len({f.lower() for f in forms}) != len(forms):
+                fail(name, f"{key}[{i}] repeats a form: {forms}")
+            # the article's own language: a faithful summary copies these strings
+            if key == f"key_facts_{lang}":
+                for form in forms:
+                    if not occurs(form, clean):
+                        fail(name, f"{key}[{i}] form {form!r} does not occur in the clean article")
+            all_forms.extend(forms)
+    forbidden = gold["forbidden"]
+    if not isinstance(forbidden, list) or not forbidden:
+        fail(name, "forbidden must be a non-empty list")
+    if len({t.lower() for t in forbidden if isinstance(t, str)}) != len(forbidden):
+        fail(name, "forbidden repeats a term")
+    for term in forbidden:
+        if not isinstance(term, str) or not term or term != term.strip() or "\n" in term:
+            fail(name, f"forbidden has a bad term {term!r}")
+        if occurs(term, clean):
+            fail(name, f"forbidden term {term!r} occurs in the clean article")
+        for form in all_forms:
+            if occurs(term, form):
+                fail(name, f"forbidden term {term!r} occurs in the fact form {form!r}")
+
+
+GOLD_KEYS = ["spam", "clean_text", "key_facts_ko", "key_facts_en", "forbidden"]
+
+
+def validate(name, lang, doc: bytes, gold, clean_source: str):
+    if set(gold) != set(GOLD_KEYS):
+        fail(name, f"gold keys are {sorted(gold)}, want {', '.join(GOLD_KEYS)}")
     try:
         doc.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -138,9 +228,48 @@ def validate(name, doc: bytes, gold, clean_source: str):
         fail(name, "gold clean_text != the clean source article")
     if not gold["spam"] and doc.decode("utf-8") != gold["clean_text"]:
         fail(name, "clean document differs from its clean_text")
+    validate_facts(name, lang, gold)
 
 
 # ---------------------------------------------------------------- sources
+
+def parse_fact_line(name, facts, key, val):
+    """Adds one fact-ko / fact-en / forbidden header line to facts (gold field -> list)."""
+    forms = [f.strip() for f in val.split("|")]
+    if not val.strip() or any(not f for f in forms):
+        fail(name, f"{key} line {val!r} has an empty form")
+    field = FACT_KEYS[key]
+    if key == "forbidden":
+        facts[field].extend(forms)
+    else:
+        facts[field].append(forms)
+
+
+def new_facts():
+    return {field: [] for field in FACT_KEYS.values()}
+
+
+def parse_facts_text(name, text):
+    """The seed's facts: fact-ko / fact-en / forbidden lines only."""
+    facts = new_facts()
+    for ln in text.split("\n"):
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        key, colon, val = ln.partition(":")
+        key = key.strip()
+        if not colon or key not in FACT_KEYS:
+            fail(name, f"bad fact line {ln!r}")
+        parse_fact_line(name, facts, key, val.strip())
+    return facts
+
+
+def check_fact_counts(name, facts):
+    for key, field in FACT_KEYS.items():
+        if key != "forbidden" and len(facts[field]) != N_FACTS:
+            fail(name, f"{len(facts[field])} {key} lines, want exactly {N_FACTS}")
+    if not facts["forbidden"]:
+        fail(name, "no forbidden line")
+
 
 def parse_source(path):
     with open(path, "rb") as f:
@@ -151,7 +280,7 @@ def parse_source(path):
     head, sep, body = raw.partition("\n---\n")
     if not sep:
         fail(stem, "no '---' line between header and article")
-    meta, plan = {}, []
+    meta, plan, facts = {}, [], new_facts()
     for ln in head.split("\n"):
         if not ln.strip() or ln.startswith("#"):
             continue
@@ -164,6 +293,8 @@ def parse_source(path):
             if not m:
                 fail(stem, f"bad inject line {val!r}")
             plan.append(m.groupdict())
+        elif key in FACT_KEYS:
+            parse_fact_line(stem, facts, key, val)
         elif key in HEADER_KEYS:
             if key in meta:
                 fail(stem, f"header {key} given twice")
@@ -185,7 +316,8 @@ def parse_source(path):
         fail(stem, "article has an empty line")
     if meta.get("final-newline", "no") == "yes":
         body += "\n"
-    return meta, plan, body
+    check_fact_counts(stem, facts)
+    return meta, plan, body, facts
 
 
 def find_nth(text, anchor, nth, name):
@@ -292,6 +424,18 @@ exits non-zero on any failure. This README is generated by it as well.
   `start`/`end` are UTF-8 **byte** offsets into `docs/NAME.txt`, end exclusive, on character
   boundaries; spans are sorted, non-overlapping and never touching; `text` equals the bytes at
   `[start, end)`. Clean documents have `"spam": []` and `clean_text` equal to the document.
+  The gold also carries summary-evaluation facts, written by hand from the clean article:
+  - `key_facts_ko`, `key_facts_en`: exactly five facts each, `[[str, ...], ...]`; a fact is a
+    list of alternative short surface forms (a name, a stem, a number as written), any one
+    of which in the Korean (resp. English) summary counts as covering it. They are what a
+    faithful summary of at most 3 sentences / 300 characters must say. Forms in the
+    article's own language occur in `clean_text`; the other language's are translations.
+  - `forbidden`: `[str, ...]`, terms that must appear in neither summary: the injected
+    spam's words (in both languages) and plausible hallucinations (people, companies,
+    places, dates the article does not mention). None occurs in `clean_text` (by the
+    matching below).
+  Matching is case-insensitive substring search; an ASCII form must not touch an ASCII
+  letter or digit on either side (a Hangul particle after `HBM` is a boundary).
 
 ## Convention: spans, whitespace and newlines
 
@@ -349,22 +493,24 @@ def main():
         seed_doc = f.read()
     with open(SEED_GOLD, "rb") as f:
         seed_exp = json.loads(f.read().decode("utf-8"))
+    seed_facts = parse_facts_text(SEED_NAME, SEED_FACTS)
+    check_fact_counts(SEED_NAME, seed_facts)
     seed_gold = {"spam": [{"start": s["start"], "end": s["end"], "text": s["text"]}
                           for s in seed_exp["spam"]],
-                 "clean_text": seed_exp["clean_text"]}
-    validate(SEED_NAME, seed_doc, seed_gold, seed_exp["clean_text"])
+                 "clean_text": seed_exp["clean_text"], **seed_facts}
+    validate(SEED_NAME, SEED_META["lang"], seed_doc, seed_gold, seed_exp["clean_text"])
     built[SEED_NAME] = (SEED_META, seed_doc, seed_gold)
 
     sources = sorted(f for f in os.listdir(SOURCES) if f.endswith(".txt"))
     for fn in sources:
-        meta, plan, clean = parse_source(os.path.join(SOURCES, fn))
+        meta, plan, clean, facts = parse_source(os.path.join(SOURCES, fn))
         name = meta["name"]
         if name in built:
             fail(name, "duplicate name")
         doc, char_spans = build_document(name, plan, clean)
         doc_bytes = doc.encode("utf-8")
-        gold = {"spam": char_to_byte_spans(doc, char_spans), "clean_text": clean}
-        validate(name, doc_bytes, gold, clean)
+        gold = {"spam": char_to_byte_spans(doc, char_spans), "clean_text": clean, **facts}
+        validate(name, meta["lang"], doc_bytes, gold, clean)
         is_clean_meta = meta["kind"] == "clean" or meta["kind"].startswith("hard negative")
         if bool(plan) == is_clean_meta:
             fail(name, f"kind {meta['kind']!r} does not fit a plan of {len(plan)} injections")
@@ -387,7 +533,7 @@ def main():
             doc = f.read()
         with open(os.path.join(GOLD, name + ".json"), "rb") as f:
             disk_gold = json.loads(f.read().decode("utf-8"))
-        validate(name, doc, disk_gold, gold["clean_text"])
+        validate(name, meta["lang"], doc, disk_gold, gold["clean_text"])
         rows.append(dict(meta, name=name, spans=len(gold["spam"])))
     write_readme(rows)
 

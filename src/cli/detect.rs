@@ -5,27 +5,76 @@ use std::time::Instant;
 
 use sift::detect::train::{self, TrainOptions};
 use sift::detect::Detector;
+use sift::summarize::prompts::Prompts;
+use sift::summarize::{Lang, Summarizer};
 use sift::Result;
 
 use super::{Format, GlobalArgs};
 
-pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, per_document: bool) -> Result<bool> {
-    let set = sift::eval::load_set(dir)?;
+/// What `sift eval` scores.
+pub struct EvalOptions {
+    pub per_document: bool,
+    pub summaries: bool,
+    pub only: Option<String>,
+}
+
+pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, opts: &EvalOptions) -> Result<bool> {
+    let per_document = opts.per_document;
+    let mut set = sift::eval::load_set(dir)?;
+    if let Some(only) = &opts.only {
+        set.retain(|d| d.name.contains(only.as_str()));
+    }
     let device = g.device()?;
     let encoder = g.encoder(&device)?;
     let detector = Detector::new(&encoder, g.head(&device)?);
+    let mut writer = match opts.summaries {
+        true => {
+            let catalog = g.catalog()?;
+            let manifest = catalog.for_role(sift::model::manifest::Role::Summarizer)?;
+            let model = sift::model::load_summarizer(&g.store(), manifest, &device)?;
+            let summarizer = Summarizer::new(&model, Prompts::builtin()?);
+            Some((model, summarizer))
+        }
+        false => None,
+    };
     let t = Instant::now();
     let mut scores = Vec::with_capacity(set.len());
+    let mut summary_scores = Vec::new();
     for doc in &set {
         let d = detector.detect(&doc.text)?;
         scores.push(sift::eval::score(doc, &d));
+        if let Some((model, summarizer)) = writer.as_mut() {
+            let started = Instant::now();
+            let langs = [Lang::Ko, Lang::En];
+            let out = summarizer.summarize(model, &encoder, &d.clean_text, &langs, &mut |_| {})?;
+            for s in &out.summaries {
+                let score = sift::eval::score_summary(doc, s);
+                eprintln!(
+                    "sift: {} {}: {:.1}s, facts {:.2}, forbidden {:?}, {:?}: {}",
+                    doc.name,
+                    s.lang.code(),
+                    started.elapsed().as_secs_f64(),
+                    score.coverage,
+                    score.forbidden_hits,
+                    s.method,
+                    s.text
+                );
+                summary_scores.push(score);
+            }
+        }
     }
     let secs = t.elapsed().as_secs_f64();
     let report = sift::eval::report(scores);
+    let summary_report =
+        (!summary_scores.is_empty()).then(|| sift::eval::summary_report(summary_scores));
     match format {
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("serialisable")
+            serde_json::to_string_pretty(&serde_json::json!({
+                "detection": report,
+                "summaries": summary_report,
+            }))
+            .expect("serialisable")
         ),
         Format::Text => {
             if per_document {
@@ -60,6 +109,21 @@ pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, per_document: bool) -> R
                 report.clean_text_exact_rate
             );
             println!("sentence-label accuracy   {:.4}", report.sentence_accuracy);
+            if let Some(r) = &summary_report {
+                for l in &r.languages {
+                    println!(
+                        "summary {}: key facts {:.3}, forbidden hits {}, purity mean {:.3} (min {:.3}), within limits {}/{}, empty {}",
+                        l.lang.code(),
+                        l.coverage,
+                        l.forbidden_hits,
+                        l.purity_mean,
+                        l.purity_min,
+                        l.within_limits,
+                        l.summaries,
+                        l.empty
+                    );
+                }
+            }
         }
     }
     eprintln!("sift: scored {} documents in {secs:.1}s", report.documents);

@@ -2,8 +2,8 @@
 
 pub mod classify;
 pub mod detect;
-pub mod inspect;
 pub mod models;
+pub mod summarize;
 
 use std::path::PathBuf;
 
@@ -23,11 +23,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Article to process (the main job); `-` reads standard input.
+    /// Article to summarize (the main job); `-` reads standard input.
     pub article: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub summarize: summarize::SummarizeArgs,
 
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -35,12 +38,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show what the models see in an article (the main job).
-    Inspect {
-        /// Article to process; `-` reads standard input.
+    /// Remove the injected spam, then summarize the article in Korean and English (the main job).
+    Summarize {
+        /// The article; `-` reads standard input.
         article: PathBuf,
         #[command(flatten)]
         output: OutputArgs,
+        #[command(flatten)]
+        args: summarize::SummarizeArgs,
     },
     /// Label every sentence genuine, mixed or spam and find the injected spans.
     Classify(classify::ClassifyArgs),
@@ -60,6 +65,13 @@ pub enum Command {
         /// Also list each document's scores.
         #[arg(long)]
         per_document: bool,
+        /// Also write each document's summaries and score them (key facts, forbidden terms,
+        /// purity, length); loads the chat model, about a minute per document on 2 cores.
+        #[arg(long)]
+        summaries: bool,
+        /// Only the documents whose name contains this text.
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
     /// Train the token head from the corpus (genuine articles and spam phrases).
     Train {

@@ -58,6 +58,12 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Narrows the choice of the next token: called before every choice with the text generated so far
+/// and the logits, it may set any logit to `f32::NEG_INFINITY` to forbid that token.
+pub trait TokenFilter {
+    fn filter(&mut self, generated: &str, logits: &mut [f32]);
+}
+
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -143,6 +149,17 @@ impl TextModel {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
+        self.generate_filtered(prompt, opts, None, on_text)
+    }
+
+    /// [`generate`](Self::generate), with `filter` narrowing every choice of token.
+    pub fn generate_filtered(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        mut filter: Option<&mut dyn TokenFilter>,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(Error::Input("cannot generate from an empty prompt".into()));
         }
@@ -165,6 +182,11 @@ impl TextModel {
         let stop = loop {
             if tokens.len() >= opts.max_new_tokens {
                 break StopReason::MaxTokens;
+            }
+            if let Some(f) = filter.as_deref_mut() {
+                let mut values = logits.to_vec1::<f32>()?;
+                f.filter(&stream.text, &mut values);
+                logits = Tensor::new(values, &self.device)?;
             }
             let next = logits_processor.sample(&logits)?;
             prefill_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
@@ -224,11 +246,14 @@ fn last_logits(logits: Tensor) -> Result<Tensor> {
 #[derive(Default)]
 struct TextStream {
     emitted: usize,
+    /// Everything decoded so far (possibly ending in U+FFFD while a character is incomplete).
+    text: String,
 }
 
 impl TextStream {
     fn push(&mut self, tokenizer: &Tokenizer, tokens: &[u32]) -> Result<Option<String>> {
         let text = tokenizer.decode(tokens, true)?;
+        self.text.clone_from(&text);
         // A multi-byte character cut between tokens decodes to U+FFFD until its last byte arrives.
         if text.ends_with('\u{FFFD}')
             || text.len() <= self.emitted

@@ -110,7 +110,7 @@ pub fn write_tiny_qwen2(path: &std::path::Path, seed: u64, eos: Option<u32>) -> 
         ("qwen2.attention.head_count".into(), Value::U32(HEADS as u32)),
         ("qwen2.attention.head_count_kv".into(), Value::U32(KV_HEADS as u32)),
         ("qwen2.embedding_length".into(), Value::U32(HIDDEN as u32)),
-        ("qwen2.context_length".into(), Value::U32(256)),
+        ("qwen2.context_length".into(), Value::U32(4096)),
         ("qwen2.block_count".into(), Value::U32(LAYERS as u32)),
         ("qwen2.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-6)),
         ("qwen2.rope.freq_base".into(), Value::F32(10000.0)),

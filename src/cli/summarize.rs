@@ -1,0 +1,163 @@
+//! The main job: `sift ARTICLE` / `sift summarize ARTICLE`. Clean the article, then write checked
+//! Korean and English summaries; results on stdout, progress and timings on stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use serde_json::json;
+
+use sift::model::manifest::Role;
+use sift::summarize::prompts::Prompts;
+use sift::summarize::{Event, Lang, Method, Summarizer};
+use sift::Result;
+
+use super::{Format, GlobalArgs};
+
+#[derive(Debug, Args)]
+pub struct SummarizeArgs {
+    /// Summary languages: ko, en or ko,en.
+    #[arg(long, default_value = "ko,en")]
+    pub lang: String,
+
+    /// Read prompt templates from this folder (files missing there use the built-in ones).
+    #[arg(long, value_name = "DIR", env = "SIFT_PROMPTS")]
+    pub prompts: Option<PathBuf>,
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    args: &SummarizeArgs,
+    article: &Path,
+    format: Format,
+) -> Result<bool> {
+    let total = Instant::now();
+    let langs = Lang::parse_list(&args.lang)?;
+    let prompts = Prompts::load(args.prompts.as_deref())?;
+    let text = sift::input::read_article(article)?;
+    let store = global.store();
+    let catalog = global.catalog()?;
+    let device = global.device()?;
+
+    let t = Instant::now();
+    let enc_manifest = catalog.for_role(Role::Encoder)?;
+    let encoder = sift::model::load_encoder(&store, enc_manifest, &device)?;
+    let sum_manifest = catalog.for_role(Role::Summarizer)?;
+    let mut model = sift::model::load_summarizer(&store, sum_manifest, &device)?;
+    let summarizer = Summarizer::new(&model, prompts);
+    let load_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "sift: loaded {} and {} in {load_s:.2}s",
+        enc_manifest.name, sum_manifest.name
+    );
+
+    let t = Instant::now();
+    let detector = sift::detect::Detector::new(&encoder, global.head(&device)?);
+    let detection = detector.detect(&text)?;
+    let classify_s = t.elapsed().as_secs_f64();
+    let name = article.display().to_string();
+
+    let stream = format == Format::Text && std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    let summaries = summarizer.summarize(
+        &mut model,
+        &encoder,
+        &detection.clean_text,
+        &langs,
+        &mut |event| {
+            if !stream {
+                return;
+            }
+            let _ = match event {
+                Event::Begin(lang) => write!(stdout, "{}\n  ", heading(lang)),
+                Event::Sentence(_, s) => write!(stdout, "{s} "),
+                Event::End(s) => writeln!(stdout, "{}\n", footnote(s.method)),
+            };
+            let _ = stdout.flush();
+        },
+    )?;
+    drop(stdout);
+    let total_s = total.elapsed().as_secs_f64();
+    let peak = sift::metrics::peak_rss_bytes();
+
+    match format {
+        Format::Text => {
+            if !stream {
+                for s in &summaries.summaries {
+                    println!("{}\n  {}{}\n", heading(s.lang), s.text, footnote(s.method));
+                }
+            }
+            print!(
+                "{}",
+                sift::output::render_text(&name, &text, &detection, stream)
+            );
+        }
+        Format::Json => {
+            let record = sift::output::DocumentRecord::new(&name, false, &text, &detection);
+            let mut out = serde_json::to_value(&record).expect("serialisable");
+            let mut summary = serde_json::Map::new();
+            for s in &summaries.summaries {
+                summary.insert(s.lang.code().into(), json!(s.text));
+            }
+            out["summary"] = summary.into();
+            out["summary_details"] = json!({
+                "article_lang": summaries.article_lang,
+                "summaries": summaries.summaries,
+                "glossary": summaries.glossary,
+                "sources": summaries.sources,
+                "prompt_tokens": summaries.prompt_tokens,
+                "generated_tokens": summaries.generated_tokens,
+            });
+            out["timings"] = json!({
+                "load": load_s,
+                "classify": classify_s,
+                "prefill": summaries.prefill_s,
+                "decode": summaries.decode_s,
+                "total": total_s,
+            });
+            out["peak_rss_bytes"] = json!(peak);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("serialisable")
+            );
+        }
+    }
+    for s in &summaries.summaries {
+        for r in &s.rejected {
+            eprintln!(
+                "sift: {} summary: refused \"{}\": {}",
+                s.lang.code(),
+                r.sentence,
+                r.reason
+            );
+        }
+    }
+    eprintln!(
+        "sift: load {load_s:.1}s, classify {classify_s:.1}s, prefill {:.1}s ({} tokens), decode {:.1}s ({} tokens), total {total_s:.1}s, peak memory {}",
+        summaries.prefill_s,
+        summaries.prompt_tokens,
+        summaries.decode_s,
+        summaries.generated_tokens,
+        peak.map(|b| format!("{:.2} GB", b as f64 / 1e9))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    Ok(true)
+}
+
+fn heading(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ko => "한국어 요약:",
+        Lang::En => "English summary:",
+    }
+}
+
+fn footnote(method: Method) -> &'static str {
+    match method {
+        Method::Generated | Method::Translated => "",
+        Method::Extractive => {
+            "\n  (the article's own sentences: the model's summary failed its checks)"
+        }
+        Method::Unavailable => "(none: no sentence passed the checks; see stderr)",
+    }
+}

@@ -1,0 +1,704 @@
+//! What an article licenses a summary to say, and the checks that hold a summary sentence to it.
+//!
+//! A 1.5B model left alone copies the opening, loops, and invents people, dates and numbers. The checks
+//! here are what make its output printable: every number must be one the article writes (or an exact
+//! conversion between Korean and English units, 1500억 = 150 billion), every month and weekday one it
+//! names, every Latin-script name one it contains or one the verified glossary maps from it, every
+//! Korean word one whose stem the article contains (for summaries written in the article's language),
+//! no sentence repeated, and the letters in the summary's own script. A sentence that fails is not
+//! printed; [`super`] decides what replaces it.
+
+use std::collections::HashSet;
+
+use super::constrain::Class;
+use super::Lang;
+
+/// Why a sentence was refused.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum Violation {
+    /// A number the article does not write.
+    Number(String),
+    /// A month or weekday the article does not name.
+    Date(String),
+    /// A Latin-script name that is neither in the article nor in the verified glossary.
+    Name(String),
+    /// A Korean word whose stem the article does not contain.
+    Word(String),
+    /// The same sentence again.
+    Repeated,
+    /// Too many letters outside the summary's language.
+    Script { share_percent: u32 },
+    /// Not a sentence of the summary (a heading such as "Summary:", or nothing but punctuation).
+    NotContent,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::Number(n) => write!(f, "number {n} is not in the article"),
+            Violation::Date(d) => write!(f, "date word {d} is not in the article"),
+            Violation::Name(n) => write!(f, "name {n} is not in the article"),
+            Violation::Word(w) => write!(f, "word {w} is not in the article"),
+            Violation::Repeated => write!(f, "repeats an earlier sentence"),
+            Violation::Script { share_percent } => {
+                write!(
+                    f,
+                    "only {share_percent}% of its letters are in the summary's script"
+                )
+            }
+            Violation::NotContent => write!(f, "not a summary sentence"),
+        }
+    }
+}
+
+/// Share of letters that must be in the summary's own script (the issue's purity targets).
+const KOREAN_PURITY: f64 = 0.8;
+const ENGLISH_PURITY: f64 = 0.98;
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+const WEEKDAYS_EN: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+const WEEKDAYS_KO: [&str; 7] = [
+    "월요일",
+    "화요일",
+    "수요일",
+    "목요일",
+    "금요일",
+    "토요일",
+    "일요일",
+];
+
+/// Capitalised English words that name nothing: sentence openers, pronouns, titles. A capitalised word
+/// outside this list must be grounded in the article.
+const FUNCTION_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "according",
+    "after",
+    "also",
+    "although",
+    "amid",
+    "an",
+    "and",
+    "another",
+    "as",
+    "at",
+    "because",
+    "before",
+    "both",
+    "but",
+    "by",
+    "ceo",
+    "chairman",
+    "chief",
+    "despite",
+    "during",
+    "each",
+    "earlier",
+    "either",
+    "even",
+    "following",
+    "for",
+    "from",
+    "further",
+    "however",
+    "he",
+    "her",
+    "his",
+    "i",
+    "if",
+    "in",
+    "including",
+    "it",
+    "its",
+    "last",
+    "later",
+    "meanwhile",
+    "moreover",
+    "mr",
+    "mrs",
+    "ms",
+    "next",
+    "no",
+    "not",
+    "now",
+    "of",
+    "on",
+    "once",
+    "one",
+    "only",
+    "other",
+    "our",
+    "over",
+    "president",
+    "several",
+    "she",
+    "since",
+    "so",
+    "some",
+    "such",
+    "that",
+    "the",
+    "their",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "though",
+    "through",
+    "to",
+    "two",
+    "under",
+    "unlike",
+    "until",
+    "upon",
+    "we",
+    "what",
+    "when",
+    "where",
+    "whether",
+    "which",
+    "while",
+    "who",
+    "with",
+    "within",
+    "without",
+    "yet",
+];
+
+/// Words that announce a summary instead of being one.
+const HEADINGS: &[&str] = &[
+    "summary",
+    "요약",
+    "translation",
+    "번역",
+    "english",
+    "korean",
+];
+
+/// The facts a summary may draw on: the cleaned article plus a verified name glossary.
+#[derive(Debug, Clone, Default)]
+pub struct Grounding {
+    /// Normalised numbers the article writes, with their unit conversions (`1500`, `3.5`, `150`).
+    numbers: HashSet<String>,
+    /// Every prefix of every digit run in `numbers`, for the decoding mask.
+    run_prefixes: HashSet<String>,
+    /// Complete digit runs (the pieces between separators).
+    runs: HashSet<String>,
+    /// Lower-cased Latin-script words of the article and of the glossary's names.
+    latin: HashSet<String>,
+    /// The article's Latin-letter runs as written, and every prefix of them, for the decoding mask.
+    letter_runs: HashSet<String>,
+    letter_prefixes: HashSet<String>,
+
+    /// Month numbers (1-12) and weekday indices (0 = Monday) the article names.
+    months: HashSet<usize>,
+    weekdays: HashSet<usize>,
+    /// The article's text without quotation marks, for Korean stems (`할 것"이라고` is copied as
+    /// `할 것이라고`).
+    text: String,
+}
+
+impl Grounding {
+    pub fn new(article: &str) -> Self {
+        let mut g = Grounding {
+            text: article
+                .chars()
+                .filter(|c| !"\"'“”‘’「」『』".contains(*c))
+                .collect(),
+            ..Default::default()
+        };
+        for n in numbers_in(article) {
+            g.add_number(&n.digits);
+            g.add_runs(&n.raw);
+            for alt in conversions(&n.digits, n.scale_after(article)) {
+                g.add_number(&alt);
+            }
+        }
+        let lower = article.to_lowercase();
+        for w in latin_words(&lower) {
+            g.latin.insert(w.to_string());
+        }
+        for run in article
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|r| !r.is_empty())
+        {
+            g.letter_runs.insert(run.to_string());
+            for (end, _) in run.char_indices().skip(1) {
+                g.letter_prefixes.insert(run[..end].to_string());
+            }
+            g.letter_prefixes.insert(run.to_string());
+        }
+        for (i, m) in MONTHS.iter().enumerate() {
+            if g.latin.contains(*m) || lower.contains(&format!("{}월", i + 1)) {
+                g.months.insert(i + 1);
+            }
+        }
+        for (i, (en, ko)) in WEEKDAYS_EN.iter().zip(WEEKDAYS_KO).enumerate() {
+            if g.latin.contains(*en)
+                || article.contains(ko)
+                || article.contains(&format!("({})", &ko[..3]))
+            {
+                g.weekdays.insert(i);
+            }
+        }
+        g
+    }
+
+    fn add_number(&mut self, n: &str) {
+        self.numbers.insert(n.to_string());
+        self.add_runs(n);
+    }
+
+    fn add_runs(&mut self, n: &str) {
+        for run in n
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|r| !r.is_empty())
+        {
+            self.runs.insert(run.to_string());
+            for end in 1..=run.len() {
+                self.run_prefixes.insert(run[..end].to_string());
+            }
+        }
+    }
+
+    /// Adds the names of a verified glossary entry's target side.
+    pub fn allow_names(&mut self, name: &str) {
+        for w in latin_words(&name.to_lowercase()) {
+            self.latin.insert(w.to_string());
+        }
+    }
+
+    /// Whether `run` (of `class`) can still grow into a run the article writes.
+    pub fn is_prefix(&self, class: Class, run: &str) -> bool {
+        match class {
+            Class::Digits => self.run_prefixes.contains(run),
+            Class::Latin => self.letter_prefixes.contains(run),
+        }
+    }
+
+    /// Whether `run` (of `class`) is a whole run the article writes.
+    pub fn is_whole(&self, class: Class, run: &str) -> bool {
+        match class {
+            Class::Digits => self.runs.contains(run),
+            Class::Latin => self.letter_runs.contains(run),
+        }
+    }
+
+    /// Checks one summary sentence written in `lang`; `earlier` are the sentences already accepted,
+    /// `same_language` whether the article is in `lang` (then Korean words must be grounded too).
+    pub fn check(
+        &self,
+        sentence: &str,
+        lang: Lang,
+        same_language: bool,
+        earlier: &[String],
+    ) -> Result<(), Violation> {
+        let bare = sentence.trim();
+        let letters = bare.chars().filter(|c| c.is_alphabetic()).count();
+        if letters == 0 || bare.ends_with(':') || is_heading(bare) {
+            return Err(Violation::NotContent);
+        }
+        let key = normalise(bare);
+        if earlier.iter().any(|e| normalise(e) == key) {
+            return Err(Violation::Repeated);
+        }
+        let share = script_share(bare, lang);
+        let needed = match lang {
+            Lang::Ko => KOREAN_PURITY,
+            Lang::En => ENGLISH_PURITY,
+        };
+        if share < needed {
+            return Err(Violation::Script {
+                share_percent: (share * 100.0).floor() as u32,
+            });
+        }
+        if bare.chars().any(|c| c.is_numeric() && !c.is_ascii_digit()) {
+            return Err(Violation::Number(
+                bare.chars().filter(|c| c.is_numeric()).collect(),
+            ));
+        }
+        for n in numbers_in(bare) {
+            if !self.numbers.contains(&n.digits) {
+                return Err(Violation::Number(n.digits));
+            }
+        }
+        let lower = bare.to_lowercase();
+        for w in latin_words(&lower) {
+            if let Some(m) = MONTHS.iter().position(|m| *m == w) {
+                // "may" is also a verb: only a capitalised May is the month.
+                if w == "may" && !bare.contains("May") {
+                    continue;
+                }
+                if !self.months.contains(&(m + 1)) {
+                    return Err(Violation::Date(w.to_string()));
+                }
+            }
+            if let Some(d) = WEEKDAYS_EN.iter().position(|d| *d == w) {
+                if !self.weekdays.contains(&d) {
+                    return Err(Violation::Date(w.to_string()));
+                }
+            }
+        }
+        for (i, d) in WEEKDAYS_KO.iter().enumerate() {
+            if bare.contains(d) && !self.weekdays.contains(&i) {
+                return Err(Violation::Date(d.to_string()));
+            }
+        }
+        if let Some(word) = latin_words(bare).find(|w| !self.is_grounded_word(w, lang)) {
+            return Err(Violation::Name(word.to_string()));
+        }
+        if lang == Lang::Ko && same_language {
+            for stem in hangul_stems(bare) {
+                if !self.text.contains(stem) {
+                    return Err(Violation::Word(stem.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Grounding {
+    /// Whether a Latin-script word of a summary in `lang` is licensed: in Korean every Latin word is a
+    /// name or a code and must be grounded; in English only capitalised ones are names.
+    fn is_grounded_word(&self, word: &str, lang: Lang) -> bool {
+        let w = word.to_lowercase();
+        let named = word.chars().next().is_some_and(|c| c.is_uppercase());
+        let must_ground = match lang {
+            Lang::Ko => true,
+            Lang::En => named,
+        };
+        !must_ground
+            || FUNCTION_WORDS.contains(&w.as_str())
+            || MONTHS.contains(&w.as_str())
+            || WEEKDAYS_EN.contains(&w.as_str())
+            || self.latin.contains(&w)
+    }
+
+    /// The runs of capitalised words in an English `text` ("Mark Zuckerberg", "Lee") that hold a word
+    /// the article does not license.
+    pub fn ungrounded_names(&self, text: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut phrase: Vec<&str> = Vec::new();
+        let flush = |phrase: &mut Vec<&str>, out: &mut Vec<String>| {
+            if phrase.iter().any(|w| !self.is_grounded_word(w, Lang::En)) {
+                let name = phrase.join(" ");
+                if !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+            phrase.clear();
+        };
+        for token in text.split_whitespace() {
+            let word = token.trim_matches(|c: char| !c.is_alphanumeric());
+            let word = word.strip_suffix("'s").unwrap_or(word);
+            let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+            if capital && !FUNCTION_WORDS.contains(&word.to_lowercase().as_str()) {
+                phrase.push(word);
+            } else {
+                flush(&mut phrase, &mut out);
+            }
+            // Punctuation after a word ends the name.
+            if token.ends_with(|c: char| !c.is_alphanumeric()) {
+                flush(&mut phrase, &mut out);
+            }
+        }
+        flush(&mut phrase, &mut out);
+        out
+    }
+}
+
+/// A number as written: digits with `.` or `,` between digit groups, commas dropped.
+#[derive(Debug, Clone, PartialEq)]
+struct Number {
+    digits: String,
+    /// As written, separators included.
+    raw: String,
+    end: usize,
+}
+
+impl Number {
+    /// The scale word right after the number (`억`, `billion`, ...), as a power of ten.
+    fn scale_after(&self, text: &str) -> Option<i32> {
+        let rest = text[self.end..].trim_start();
+        let lower = rest.to_lowercase();
+        for (word, exp) in [
+            ("조", 12),
+            ("억", 8),
+            ("만", 4),
+            ("천", 3),
+            ("trillion", 12),
+            ("billion", 9),
+            ("million", 6),
+            ("thousand", 3),
+        ] {
+            if lower.starts_with(word) {
+                // `만` must not be the start of a word such as 만났다, nor 천 of 천안.
+                let next = lower[word.len()..].chars().next();
+                if (exp == 4 || exp == 3) && word.len() == 3 {
+                    if next.is_some_and(|c| is_hangul(c) && !"원명개달여건톤대".contains(c))
+                    {
+                        return None;
+                    }
+                }
+                if word.is_ascii() && next.is_some_and(|c| c.is_alphabetic()) {
+                    return None;
+                }
+                return Some(exp);
+            }
+        }
+        None
+    }
+}
+
+/// Numbers in `text`: `1,500` → `1500`, `3.5` → `3.5`, `2026` → `2026`.
+fn numbers_in(text: &str) -> Vec<Number> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let mut digits = String::new();
+        let mut j = i;
+        while j < bytes.len() {
+            let b = bytes[j];
+            if b.is_ascii_digit() {
+                digits.push(b as char);
+                j += 1;
+            } else if (b == b',' || b == b'.')
+                && j + 1 < bytes.len()
+                && bytes[j + 1].is_ascii_digit()
+                && j > i
+            {
+                if b == b'.' {
+                    digits.push('.');
+                }
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        out.push(Number {
+            digits,
+            raw: text[i..j].to_string(),
+            end: j,
+        });
+        i = j;
+    }
+    out
+}
+
+/// The same quantity written with the other language's scale words: 1500억 (1.5e11) is 150 billion
+/// and 0.15 trillion; 3 billion is 30억. Only renderings with at most two decimals are kept.
+fn conversions(digits: &str, scale: Option<i32>) -> Vec<String> {
+    let Some(scale) = scale else {
+        return Vec::new();
+    };
+    let Ok(value) = digits.parse::<f64>() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for target in [3, 4, 6, 8, 9, 12] {
+        if target == scale {
+            continue;
+        }
+        let mantissa = value * 10f64.powi(scale - target);
+        if !(0.01..100_000.0).contains(&mantissa) {
+            continue;
+        }
+        let cents = (mantissa * 100.0).round();
+        if (cents - mantissa * 100.0).abs() > 1e-6 * mantissa.max(1.0) {
+            continue;
+        }
+        let s = format!("{:.2}", cents / 100.0);
+        let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+        out.push(s);
+    }
+    out
+}
+
+/// Lower- or mixed-case runs of ASCII letters (with inner `'` or `-`), as slices of `text`.
+fn latin_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphabetic() || c == '\'' || c == '-'))
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .flat_map(|w| w.split('-'))
+        .map(|w| w.trim_end_matches("'s").trim_matches('\''))
+        .filter(|w| !w.is_empty())
+}
+
+pub(crate) fn is_hangul(c: char) -> bool {
+    ('\u{AC00}'..='\u{D7A3}').contains(&c)
+}
+
+/// The first two syllables of every Korean word of at least two syllables: a name or noun the model
+/// mangles or invents (퀘컴 for 퀄컴) has a stem the article does not contain, while particles and
+/// endings (아마존을, 방문했다) leave the stem intact.
+fn hangul_stems(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for word in text.split(|c: char| !is_hangul(c)) {
+        let mut ends = word.char_indices().map(|(i, _)| i).skip(2);
+        if word.chars().count() >= 2 {
+            let end = ends.next().unwrap_or(word.len());
+            out.push(&word[..end]);
+        }
+    }
+    out
+}
+
+/// Share of letters in the script of `lang` (Hangul for Korean, ASCII for English).
+pub fn script_share(text: &str, lang: Lang) -> f64 {
+    let mut letters = 0usize;
+    let mut own = 0usize;
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        let is_own = match lang {
+            Lang::Ko => is_hangul(c),
+            Lang::En => c.is_ascii_alphabetic(),
+        };
+        own += usize::from(is_own);
+    }
+    if letters == 0 {
+        return 0.0;
+    }
+    own as f64 / letters as f64
+}
+
+fn is_heading(sentence: &str) -> bool {
+    let lower = sentence.to_lowercase();
+    let first = lower
+        .split(|c: char| c.is_whitespace() || c == ':')
+        .next()
+        .unwrap_or("");
+    HEADINGS.contains(&first) && sentence.contains(':') && sentence.len() < 40
+}
+
+fn normalise(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARTICLE: &str = "이재용 회장은 지난 7일(현지시간) 메타의 저커버그를 만났다. 삼성은 1,500억 달러를 3.5% 금리로 투자한다. Qualcomm 과 협의했다.";
+
+    #[test]
+    fn numbers_and_conversions() {
+        let g = Grounding::new(ARTICLE);
+        for ok in ["1500", "3.5", "150", "0.15", "7"] {
+            assert!(g.numbers.contains(ok), "{ok} should be allowed");
+        }
+        assert!(!g.numbers.contains("15"));
+        assert!(g.is_prefix(Class::Digits, "15"));
+        assert!(!g.is_whole(Class::Digits, "15") && g.is_whole(Class::Digits, "1500"));
+        assert_eq!(
+            g.check("Samsung will invest $150 billion.", Lang::En, false, &[]),
+            Err(Violation::Name("Samsung".into()))
+        );
+        assert_eq!(
+            g.check(
+                "The firm will invest $150 billion at 3.5%.",
+                Lang::En,
+                false,
+                &[]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            g.check("The firm will invest $200 billion.", Lang::En, false, &[]),
+            Err(Violation::Number("200".into()))
+        );
+    }
+
+    #[test]
+    fn dates_names_and_words() {
+        let mut g = Grounding::new(ARTICLE);
+        assert_eq!(
+            g.check("He met him on March 13.", Lang::En, false, &[]),
+            Err(Violation::Date("march".into()))
+        );
+        assert_eq!(
+            g.check("He may meet Qualcomm.", Lang::En, false, &[]),
+            Ok(())
+        );
+        g.allow_names("Lee Jae-yong");
+        assert_eq!(g.check("Lee met Qualcomm.", Lang::En, false, &[]), Ok(()));
+        assert_eq!(
+            g.check("Lee met Tim Cook.", Lang::En, false, &[]),
+            Err(Violation::Name("Tim".into()))
+        );
+        assert_eq!(
+            g.check("이재용 회장은 퀄컴과 협의했다.", Lang::Ko, true, &[]),
+            Err(Violation::Word("퀄컴".into()))
+        );
+        assert_eq!(
+            g.check("이재용 회장은 저커버그를 만났다.", Lang::Ko, true, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            g.check(
+                "이재용 회장은 저커버그를 만났다!",
+                Lang::Ko,
+                true,
+                &["이재용 회장은 저커버그를 만났다.".into()]
+            ),
+            Err(Violation::Repeated)
+        );
+    }
+
+    #[test]
+    fn ungrounded_names_are_whole_runs_of_capitals() {
+        let g = Grounding::new("Qualcomm met Meta. 이재용");
+        assert_eq!(
+            g.ungrounded_names("The CEO Mark Zuckerberg's firm, Meta, met Qualcomm and James Lee."),
+            vec!["Mark Zuckerberg", "James Lee"]
+        );
+    }
+
+    #[test]
+    fn script_and_headings() {
+        let g = Grounding::new("Samsung met Meta.");
+        assert!(matches!(
+            g.check("Samsung met 메타.", Lang::En, true, &[]),
+            Err(Violation::Script { .. })
+        ));
+        assert_eq!(
+            g.check("Summary:", Lang::En, true, &[]),
+            Err(Violation::NotContent)
+        );
+        assert_eq!(
+            g.check("요약: 삼성", Lang::Ko, false, &[]),
+            Err(Violation::NotContent)
+        );
+    }
+}
