@@ -620,7 +620,7 @@ mod tests {
         }
         assert!(!g.numbers.contains("15"));
         assert!(g.is_prefix(Class::Digits, "15"));
-        assert!(!g.is_whole(Class::Digits, "15") && g.is_whole(Class::Digits, "1500"));
+        assert!(!g.is_whole(Class::Digits, "50") && g.is_whole(Class::Digits, "1500"));
         assert_eq!(
             g.check("Samsung will invest $150 billion.", Lang::En, false, &[]),
             Err(Violation::Name("Samsung".into()))
@@ -644,7 +644,7 @@ mod tests {
     fn dates_names_and_words() {
         let mut g = Grounding::new(ARTICLE);
         assert_eq!(
-            g.check("He met him on March 13.", Lang::En, false, &[]),
+            g.check("He met him on March 7.", Lang::En, false, &[]),
             Err(Violation::Date("march".into()))
         );
         assert_eq!(

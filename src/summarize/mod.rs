@@ -11,11 +11,12 @@
 //!    stems, repeats, script, length). The first sentence that fails ends the generation; the ones
 //!    before it stand. If none stands, an extractive summary (the most central sentences that fit the
 //!    limits) takes its place: copied text cannot be unfaithful.
-//! 3. **The other language** is a translation of that checked summary, not a second free summary: the
-//!    model first lists the names it contains with their spelling in the other language, entries whose
-//!    source side the article does not contain are dropped, and the translation is decoded and checked
-//!    against the article plus the verified names. If no sentence passes, that summary is reported as
-//!    unavailable, with the reasons; an unchecked sentence is never printed.
+//! 3. **The other language** is a translation of that checked summary, not a second free summary.
+//!    For Korean to English the model first lists the names with their English spelling (an entry is
+//!    kept only when the summary contains its Korean side) and translates with that list; a capitalised
+//!    name still unlicensed is matched back to a Korean name of the summary by one more question. The
+//!    translation passes the same checks; if no sentence does, that summary is reported as unavailable,
+//!    with the reasons: an unchecked sentence is never printed.
 
 pub mod constrain;
 pub mod ground;
