@@ -59,6 +59,9 @@ pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, opts: &EvalOptions) -> R
                     s.method,
                     s.text
                 );
+                for r in &s.rejected {
+                    eprintln!("sift:   refused \"{}\": {}", r.sentence, r.reason);
+                }
                 summary_scores.push(score);
             }
         }
