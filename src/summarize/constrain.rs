@@ -21,7 +21,7 @@ pub enum Class {
 }
 
 impl Class {
-    fn has(self, c: char) -> bool {
+    pub(crate) fn has(self, c: char) -> bool {
         match self {
             Class::Digits => c.is_ascii_digit(),
             Class::Latin => c.is_ascii_alphabetic(),
@@ -81,16 +81,32 @@ pub struct CopyFilter<'a> {
     grounding: &'a Grounding,
     tokens: &'a ClassTokens,
     classes: &'a [Class],
+    /// For each of `classes`, the tokens forbidden when no run is open (the usual case): the same
+    /// at every such step, so worked out once rather than per token generated.
+    banned_at_rest: Vec<Vec<usize>>,
 }
 
 impl<'a> CopyFilter<'a> {
     /// Constrains the runs of each of `classes` to those the article writes.
     pub fn new(grounding: &'a Grounding, tokens: &'a ClassTokens, classes: &'a [Class]) -> Self {
-        Self {
+        let mut filter = Self {
             grounding,
             tokens,
             classes,
-        }
+            banned_at_rest: Vec::new(),
+        };
+        filter.banned_at_rest = classes
+            .iter()
+            .map(|&class| {
+                tokens
+                    .of(class)
+                    .iter()
+                    .filter(|(_, text)| !filter.allows(class, "", text))
+                    .map(|&(id, _)| id as usize)
+                    .collect()
+            })
+            .collect();
+        filter
     }
 
     /// Whether writing `piece` after a text ending in the run `run` of `class` keeps every run of
@@ -116,9 +132,17 @@ impl<'a> CopyFilter<'a> {
 
 impl TokenFilter for CopyFilter<'_> {
     fn filter(&mut self, generated: &str, logits: &mut [f32]) {
-        for &class in self.classes {
+        for (k, &class) in self.classes.iter().enumerate() {
             let start = generated.trim_end_matches(|c: char| class.has(c)).len();
             let run = &generated[start..];
+            if run.is_empty() {
+                for &id in &self.banned_at_rest[k] {
+                    if let Some(v) = logits.get_mut(id) {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+                continue;
+            }
             let unfinished = !run.is_empty() && !self.grounding.is_whole(class, run);
             let tokens = self.tokens.of(class);
             if unfinished {

@@ -203,16 +203,12 @@ const HEADINGS: &[&str] = &[
 pub struct Grounding {
     /// Normalised numbers the article writes, with their unit conversions (`1500`, `3.5`, `150`).
     numbers: HashSet<String>,
-    /// Every prefix of every digit run in `numbers`, for the decoding mask.
-    run_prefixes: HashSet<String>,
-    /// Complete digit runs (the pieces between separators).
-    runs: HashSet<String>,
+    /// The digit runs of `numbers` (the pieces between separators), for the decoding mask.
+    digit_runs: RunSet,
     /// Lower-cased Latin-script words of the article and of the glossary's names.
     latin: HashSet<String>,
-    /// The article's Latin-letter runs as written, and every prefix of them, for the decoding mask.
-    letter_runs: HashSet<String>,
-    letter_prefixes: HashSet<String>,
-
+    /// The article's Latin-letter runs as written, for the decoding mask.
+    letter_runs: RunSet,
     /// Month numbers (1-12) and weekday indices (0 = Monday) the article names.
     months: HashSet<usize>,
     weekdays: HashSet<usize>,
@@ -232,7 +228,7 @@ impl Grounding {
         };
         for n in numbers_in(article) {
             g.add_number(&n.digits);
-            g.add_runs(&n.raw);
+            g.digit_runs.add_all(&n.raw, Class::Digits);
             for alt in conversions(&n.digits, n.scale_after(article)) {
                 g.add_number(&alt);
             }
@@ -241,18 +237,9 @@ impl Grounding {
         for w in latin_words(&lower) {
             g.latin.insert(w.to_string());
         }
-        for run in article
-            .split(|c: char| !c.is_ascii_alphabetic())
-            .filter(|r| !r.is_empty())
-        {
-            g.letter_runs.insert(run.to_string());
-            for (end, _) in run.char_indices().skip(1) {
-                g.letter_prefixes.insert(run[..end].to_string());
-            }
-            g.letter_prefixes.insert(run.to_string());
-        }
+        g.letter_runs.add_all(article, Class::Latin);
         for (i, m) in MONTHS.iter().enumerate() {
-            if g.latin.contains(*m) || lower.contains(&format!("{}월", i + 1)) {
+            if g.latin.contains(*m) || writes_month(article, i + 1) {
                 g.months.insert(i + 1);
             }
         }
@@ -269,19 +256,7 @@ impl Grounding {
 
     fn add_number(&mut self, n: &str) {
         self.numbers.insert(n.to_string());
-        self.add_runs(n);
-    }
-
-    fn add_runs(&mut self, n: &str) {
-        for run in n
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|r| !r.is_empty())
-        {
-            self.runs.insert(run.to_string());
-            for end in 1..=run.len() {
-                self.run_prefixes.insert(run[..end].to_string());
-            }
-        }
+        self.digit_runs.add_all(n, Class::Digits);
     }
 
     /// Adds the names of a verified glossary entry's target side.
@@ -293,17 +268,18 @@ impl Grounding {
 
     /// Whether `run` (of `class`) can still grow into a run the article writes.
     pub fn is_prefix(&self, class: Class, run: &str) -> bool {
-        match class {
-            Class::Digits => self.run_prefixes.contains(run),
-            Class::Latin => self.letter_prefixes.contains(run),
-        }
+        self.runs_of(class).prefixes.contains(run)
     }
 
     /// Whether `run` (of `class`) is a whole run the article writes.
     pub fn is_whole(&self, class: Class, run: &str) -> bool {
+        self.runs_of(class).whole.contains(run)
+    }
+
+    fn runs_of(&self, class: Class) -> &RunSet {
         match class {
-            Class::Digits => self.runs.contains(run),
-            Class::Latin => self.letter_runs.contains(run),
+            Class::Digits => &self.digit_runs,
+            Class::Latin => &self.letter_runs,
         }
     }
 
@@ -429,6 +405,35 @@ impl Grounding {
         flush(&mut phrase, &mut out);
         out
     }
+}
+
+/// Runs of one character class (digits, Latin letters) and every prefix of them.
+#[derive(Debug, Clone, Default)]
+struct RunSet {
+    whole: HashSet<String>,
+    prefixes: HashSet<String>,
+}
+
+impl RunSet {
+    /// Adds every maximal run of `class` in `text`.
+    fn add_all(&mut self, text: &str, class: Class) {
+        for run in text
+            .split(|c: char| !class.has(c))
+            .filter(|r| !r.is_empty())
+        {
+            self.whole.insert(run.to_string());
+            for (end, c) in run.char_indices() {
+                self.prefixes.insert(run[..end + c.len_utf8()].to_string());
+            }
+        }
+    }
+}
+
+/// Whether `text` writes month `n` the Korean way (`3월`, not the `3월` inside `13월`).
+fn writes_month(text: &str, n: usize) -> bool {
+    let needle = format!("{n}월");
+    text.match_indices(&needle)
+        .any(|(at, _)| !text[..at].ends_with(|c: char| c.is_ascii_digit()))
 }
 
 /// A number as written: digits with `.` or `,` between digit groups, commas dropped.
@@ -637,6 +642,23 @@ mod tests {
         assert_eq!(
             g.check("The firm will invest $200 billion.", Lang::En, false, &[]),
             Err(Violation::Number("200".into()))
+        );
+    }
+
+    #[test]
+    fn a_month_inside_another_is_not_named() {
+        let g = Grounding::new("행사는 11월과 12월에 열린다.");
+        assert_eq!(
+            g.check("It runs in November.", Lang::En, false, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            g.check("It runs in January.", Lang::En, false, &[]),
+            Err(Violation::Date("january".into()))
+        );
+        assert_eq!(
+            g.check("It runs in February.", Lang::En, false, &[]),
+            Err(Violation::Date("february".into()))
         );
     }
 

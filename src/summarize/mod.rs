@@ -316,7 +316,7 @@ impl Summarizer {
         let mut order = if body.is_empty() {
             (0..texts.len()).collect()
         } else {
-            body.clone()
+            body
         };
         // The lead (the first three sentences of the body) is where news puts what matters.
         let lead_end = order.get(2).or(order.last()).copied().unwrap_or(0);
@@ -874,6 +874,12 @@ mod tests {
         assert!(article_language("Это новости на русском языке.").is_err());
     }
 
+    fn pairs_of(g: &[GlossaryEntry]) -> Vec<(&str, &str)> {
+        g.iter()
+            .map(|e| (e.source.as_str(), e.target.as_str()))
+            .collect()
+    }
+
     #[test]
     fn glossary_keeps_only_names_the_summary_has() {
         let summary = "이재용 회장은 퀄컴과 아마존을 찾았다.";
@@ -881,12 +887,8 @@ mod tests {
             "이재용 = Lee Jae-yong\n- 퀄컴 = Qualcomm\n애플 = Apple\n아마존 = 아마존\nnoise",
             summary,
         );
-        let pairs: Vec<(&str, &str)> = g
-            .iter()
-            .map(|e| (e.source.as_str(), e.target.as_str()))
-            .collect();
         assert_eq!(
-            pairs,
+            pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
     }
@@ -899,12 +901,8 @@ mod tests {
             .into();
         let answer = "Lee Jae-yong = 이재용\n- Qualcomm = 퀄컴\nApple = 애플\nAmazon = 아\nTim Cook = 이재용\nMeta = 이재용 회장은 퀄컴과 아마존을 찾았다.\nnoise";
         let g = parse_alignment(answer, &names, article);
-        let pairs: Vec<(&str, &str)> = g
-            .iter()
-            .map(|e| (e.source.as_str(), e.target.as_str()))
-            .collect();
         assert_eq!(
-            pairs,
+            pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
     }
