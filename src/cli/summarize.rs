@@ -155,6 +155,7 @@ fn heading(lang: Lang) -> &'static str {
 fn footnote(method: Method) -> &'static str {
     match method {
         Method::Generated | Method::Translated => "",
+        Method::Mixed => "\n  (completed with the article's own sentences after one of the model's failed its checks)",
         Method::Extractive => {
             "\n  (the article's own sentences: the model's summary failed its checks)"
         }

@@ -1,5 +1,4 @@
-//! Numbers (and, in a Korean summary of a Korean article, Latin-script names) may only be copied: a
-//! decoding constraint.
+//! Numbers (and, in Korean text, Latin-script names) may only be copied: a decoding constraint.
 //!
 //! Checking after the fact throws away a whole sentence for one wrong digit or one name the model
 //! spelled in English (`Qualcomm` for 퀄컴); forbidding it while decoding keeps the sentence. Before
@@ -205,6 +204,22 @@ mod tests {
         assert!(after150.contains(&0) && after150.contains(&10) && !after150.contains(&1));
         // "50" is a prefix of 500 but not a run: only digits may follow, and only 0.
         assert_eq!(allowed(&mut f, "금리는 50", 13), vec![0]);
+    }
+
+    #[test]
+    fn only_capitalised_latin_words_are_names_to_copy() {
+        let g = Grounding::new("Freddie Mac said the fixed rate fell.");
+        let pairs = [
+            (0, "Fred"),
+            (1, "die"),
+            (2, "fixed"),
+            (3, " Mac"),
+            (4, "rate"),
+        ];
+        let tokens = ClassTokens::from_pairs(&pairs);
+        let mut f = CopyFilter::new(&g, &tokens, &[Class::Latin]);
+        assert_eq!(allowed(&mut f, "금리 ", 5), vec![0, 3]);
+        assert_eq!(allowed(&mut f, "금리 Fred", 5), vec![1]);
     }
 
     #[test]

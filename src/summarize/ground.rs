@@ -207,7 +207,8 @@ pub struct Grounding {
     digit_runs: RunSet,
     /// Lower-cased Latin-script words of the article and of the glossary's names.
     latin: HashSet<String>,
-    /// The article's Latin-letter runs as written, for the decoding mask.
+    /// The article's Latin-letter runs with a capital in them (names, acronyms) as written, for the
+    /// decoding mask of Korean text: names are copied, everything else is translated.
     letter_runs: RunSet,
     /// Month numbers (1-12) and weekday indices (0 = Monday) the article names.
     months: HashSet<usize>,
@@ -237,7 +238,11 @@ impl Grounding {
         for w in latin_words(&lower) {
             g.latin.insert(w.to_string());
         }
-        g.letter_runs.add_all(article, Class::Latin);
+        for run in article.split(|c: char| !Class::Latin.has(c)) {
+            if run.contains(|c: char| c.is_ascii_uppercase()) {
+                g.letter_runs.add(run);
+            }
+        }
         for (i, m) in MONTHS.iter().enumerate() {
             if g.latin.contains(*m) || writes_month(article, i + 1) {
                 g.months.insert(i + 1);
@@ -417,14 +422,18 @@ struct RunSet {
 impl RunSet {
     /// Adds every maximal run of `class` in `text`.
     fn add_all(&mut self, text: &str, class: Class) {
-        for run in text
-            .split(|c: char| !class.has(c))
-            .filter(|r| !r.is_empty())
-        {
-            self.whole.insert(run.to_string());
-            for (end, c) in run.char_indices() {
-                self.prefixes.insert(run[..end + c.len_utf8()].to_string());
-            }
+        for run in text.split(|c: char| !class.has(c)) {
+            self.add(run);
+        }
+    }
+
+    fn add(&mut self, run: &str) {
+        if run.is_empty() {
+            return;
+        }
+        self.whole.insert(run.to_string());
+        for (end, c) in run.char_indices() {
+            self.prefixes.insert(run[..end + c.len_utf8()].to_string());
         }
     }
 }

@@ -116,6 +116,8 @@ pub enum Method {
     Translated,
     /// The article's own most central sentences (the model's sentences all failed their checks).
     Extractive,
+    /// The model's checked sentences, completed with the article's own after one failed its checks.
+    Mixed,
     /// No sentence passed the checks; nothing is printed.
     Unavailable,
 }
@@ -220,8 +222,10 @@ impl Summarizer {
         let refs: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
         let centre = unit_mean(&refs, encoder.dim());
         let centrality: Vec<f32> = vectors.iter().map(|v| cosine(v, &centre)).collect();
+        // What a summary may quote: each sentence without the wire dateline that opens a story.
+        let plain: Vec<&str> = texts.iter().map(|t| strip_dateline(t)).collect();
         let sources = self.pick_sources(model, &texts, &centrality)?;
-        let source_texts: Vec<&str> = sources.iter().map(|&i| strip_dateline(texts[i])).collect();
+        let source_texts: Vec<&str> = sources.iter().map(|&i| plain[i]).collect();
         let grounding = Grounding::new(clean);
         let mut run = Run::default();
 
@@ -235,7 +239,7 @@ impl Summarizer {
         if show_source {
             on_event(Event::Begin(source_lang));
         }
-        let mut gate = Gate::new(source_lang, true, &grounding);
+        let mut gate = Gate::new(source_lang, &grounding, &plain);
         self.generate(
             model,
             prompt,
@@ -250,12 +254,12 @@ impl Summarizer {
             },
         )?;
         let mut first = gate.finish(Method::Generated);
-        if first.sentences.is_empty() {
-            let rejected = std::mem::take(&mut first.rejected);
-            first = extractive(source_lang, &texts, &centrality, &grounding);
-            first.rejected = rejected;
+        let generated = first.sentences.len();
+        if first.sentences.is_empty() || !first.rejected.is_empty() {
+            // A refusal cut the summary short: the article's own central sentences complete it.
+            complete(&mut first, &plain, &centrality, &grounding);
             if show_source {
-                for s in &first.sentences {
+                for s in &first.sentences[generated..] {
                     on_event(Event::Sentence(source_lang, s));
                 }
             }
@@ -385,7 +389,7 @@ impl Summarizer {
         run: &mut Run,
         on_sentence: &mut dyn FnMut(&str),
     ) -> Result<()> {
-        // Korean written from a Korean article copies its Latin-script names too. (Constraining Korean
+        // Korean copies the article's Latin-script names rather than spelling its own. (Constraining Korean
         // stems the same way was tried: the model, kept from a mis-copy, wrote a different claim.)
         let classes: &[Class] = if gate.lang == Lang::Ko {
             &[Class::Digits, Class::Latin]
@@ -443,12 +447,18 @@ impl Summarizer {
             .map(|e| format!("{} = {}", e.source, e.target))
             .collect();
         let mut text = String::new();
+        // Korean keeps only the Latin-script words the article writes (names such as Freddie Mac),
+        // so terms are translated rather than left in English.
+        let classes: &[Class] = match target {
+            Lang::Ko => &[Class::Digits, Class::Latin],
+            Lang::En => &[Class::Digits],
+        };
         let generation = self.step(
             model,
             prompt,
             &[("text", &first.text), ("glossary", &listed.join("\n"))],
             grounding,
-            &[Class::Digits],
+            classes,
             run,
             &mut |piece| {
                 text.push_str(piece);
@@ -483,7 +493,7 @@ impl Summarizer {
                 }
             }
         }
-        let mut gate = Gate::new(target, false, &licensed);
+        let mut gate = Gate::new(target, &licensed, &[]);
         let _ = gate.push(&translation, &mut |_| {});
         gate.close(&mut |_| {});
         let summary = gate.finish(Method::Translated);
@@ -629,53 +639,97 @@ fn unavailable(lang: Lang, rejected: Vec<Rejected>) -> Summary {
     }
 }
 
-/// The most central sentences of the article that fit the limits, in article order.
-fn extractive(lang: Lang, texts: &[&str], centrality: &[f32], grounding: &Grounding) -> Summary {
-    let limits = Limits::for_lang(lang);
-    let mut order: Vec<usize> = (0..texts.len()).collect();
+/// Completes `summary` with the most central sentences of the article (`plain`) that fit the limits
+/// and say something its sentences do not, keeping article order among the added ones. An empty
+/// summary becomes an extractive one; a partial one becomes mixed.
+fn complete(summary: &mut Summary, plain: &[&str], centrality: &[f32], grounding: &Grounding) {
+    let limits = Limits::for_lang(summary.lang);
+    let mut order: Vec<usize> = (0..plain.len()).collect();
     order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
-    let mut chosen: Vec<usize> = Vec::new();
-    let mut chars = 0;
+    let mut chars = summary.text.chars().count();
+    let mut added: Vec<usize> = Vec::new();
     for i in order {
-        if chosen.len() == limits.max_sentences {
+        if summary.sentences.len() + added.len() == limits.max_sentences {
             break;
         }
-        let s = texts[i].trim();
-        let n = s.chars().count() + usize::from(!chosen.is_empty());
+        let s = plain[i].trim();
+        let n = s.chars().count() + usize::from(chars > 0);
         // A byline or a dateline is not a summary sentence: ask for a few words at least.
         if s.split_whitespace().count() < 3 || chars + n > limits.max_chars {
             continue;
         }
-        let earlier: Vec<String> = chosen.iter().map(|&j| texts[j].to_string()).collect();
-        if grounding.check(s, lang, true, &earlier).is_err() {
+        let mut earlier = summary.sentences.clone();
+        earlier.extend(added.iter().map(|&j| plain[j].trim().to_string()));
+        if earlier.iter().any(|e| similarity(e, s) >= COVERED) {
+            continue;
+        }
+        if grounding.check(s, summary.lang, true, &earlier).is_err() {
             continue;
         }
         chars += n;
-        chosen.push(i);
+        added.push(i);
     }
-    chosen.sort_unstable();
-    let sentences: Vec<String> = chosen
-        .iter()
-        .map(|&i| texts[i].trim().to_string())
-        .collect();
-    if sentences.is_empty() {
-        return unavailable(lang, Vec::new());
+    if added.is_empty() {
+        if summary.sentences.is_empty() {
+            summary.method = Method::Unavailable;
+        }
+        return;
     }
-    Summary {
-        lang,
-        text: sentences.join(" "),
-        sentences,
-        method: Method::Extractive,
-        rejected: Vec::new(),
+    added.sort_unstable();
+    summary.method = if summary.sentences.is_empty() {
+        Method::Extractive
+    } else {
+        Method::Mixed
+    };
+    summary
+        .sentences
+        .extend(added.iter().map(|&i| plain[i].trim().to_string()));
+    summary.text = summary.sentences.join(" ");
+}
+
+/// Similarity at or above which a generated sentence is a copy of an article sentence (the model's
+/// slips, 삼성전자 → 산전자, change a character or two of a long sentence).
+const NEAR_COPY: f64 = 0.8;
+/// Similarity at or above which an article sentence adds nothing to a summary sentence.
+const COVERED: f64 = 0.5;
+
+/// Dice coefficient of the two texts' character bigrams (whitespace ignored): 1 for the same text.
+fn similarity(a: &str, b: &str) -> f64 {
+    fn bigrams(s: &str) -> Vec<(char, char)> {
+        let chars: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let mut v: Vec<(char, char)> = chars.windows(2).map(|w| (w[0], w[1])).collect();
+        v.sort_unstable();
+        v
     }
+    let (x, y) = (bigrams(a), bigrams(b));
+    if x.is_empty() || y.is_empty() {
+        return f64::from(u8::from(a.trim() == b.trim()));
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < x.len() && j < y.len() {
+        match x[i].cmp(&y[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    2.0 * common as f64 / (x.len() + y.len()) as f64
 }
 
 /// Admits generated sentences one at a time as they complete: each must pass the checks and fit the
 /// limits; the first that does not ends the generation.
 struct Gate<'g> {
     lang: Lang,
+    /// Whether the summary is in the article's language (then Korean stems are checked too).
     same_language: bool,
     grounding: &'g Grounding,
+    /// The article's sentences, for a summary in its language: a refused sentence that is a near
+    /// copy of one of them is replaced by the original.
+    originals: &'g [&'g str],
     limits: Limits,
     buf: String,
     /// Bytes of `buf` already judged.
@@ -687,11 +741,14 @@ struct Gate<'g> {
 }
 
 impl<'g> Gate<'g> {
-    fn new(lang: Lang, same_language: bool, grounding: &'g Grounding) -> Self {
+    /// A gate for a summary in `lang`; `originals` are the article's sentences when the summary is
+    /// in the article's language, and empty for a translation.
+    fn new(lang: Lang, grounding: &'g Grounding, originals: &'g [&'g str]) -> Self {
         Self {
             lang,
-            same_language,
+            same_language: !originals.is_empty(),
             grounding,
+            originals,
             limits: Limits::for_lang(lang),
             buf: String::new(),
             judged: 0,
@@ -749,8 +806,31 @@ impl<'g> Gate<'g> {
         if self.accepted.len() == self.limits.max_sentences {
             return ControlFlow::Break(());
         }
+        let verdict = self
+            .grounding
+            .check(sentence, self.lang, self.same_language, &self.accepted);
+        // A slip in copying (산전자 for 삼성전자) is mended by taking the article's own sentence.
+        let (sentence, verdict) = match verdict {
+            Err(v) if v != Violation::NotContent => match self.near_copy(sentence) {
+                Some(original) => {
+                    self.rejected.push(Rejected {
+                        sentence: sentence.to_string(),
+                        reason: format!("{v}; the article's own sentence stands in its place"),
+                    });
+                    let again = self.grounding.check(
+                        original,
+                        self.lang,
+                        self.same_language,
+                        &self.accepted,
+                    );
+                    (original, again)
+                }
+                None => (sentence, Err(v)),
+            },
+            other => (sentence, other),
+        };
         let n = sentence.chars().count() + usize::from(!self.accepted.is_empty());
-        if self.chars + n > self.limits.max_chars {
+        if verdict.is_ok() && self.chars + n > self.limits.max_chars {
             self.rejected.push(Rejected {
                 sentence: sentence.to_string(),
                 reason: format!(
@@ -760,10 +840,7 @@ impl<'g> Gate<'g> {
             });
             return ControlFlow::Break(());
         }
-        match self
-            .grounding
-            .check(sentence, self.lang, self.same_language, &self.accepted)
-        {
+        match verdict {
             Ok(()) => {
                 self.chars += n;
                 self.accepted.push(sentence.to_string());
@@ -783,6 +860,16 @@ impl<'g> Gate<'g> {
                 ControlFlow::Break(())
             }
         }
+    }
+
+    /// The article sentence `sentence` nearly copies, if any.
+    fn near_copy(&self, sentence: &str) -> Option<&'g str> {
+        self.originals
+            .iter()
+            .map(|o| (similarity(o, sentence), *o))
+            .filter(|(sim, _)| *sim >= NEAR_COPY)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, o)| o.trim())
     }
 
     fn finish(self, method: Method) -> Summary {
@@ -910,7 +997,11 @@ mod tests {
     #[test]
     fn gate_admits_checked_sentences_and_stops_at_the_first_failure() {
         let g = Grounding::new("삼성은 2026년 퀄컴을 만났다. 이재용 회장은 아마존도 찾았다.");
-        let mut gate = Gate::new(Lang::Ko, true, &g);
+        let originals = [
+            "삼성은 2026년 퀄컴을 만났다.",
+            "이재용 회장은 아마존도 찾았다.",
+        ];
+        let mut gate = Gate::new(Lang::Ko, &g, &originals);
         let mut seen = Vec::new();
         let mut on = |s: &str| seen.push(s.to_string());
         assert!(gate
@@ -941,7 +1032,9 @@ mod tests {
         let long = "가".repeat(200);
         let article = format!("{long}다. {long}나.");
         let g = Grounding::new(&article);
-        let mut gate = Gate::new(Lang::Ko, true, &g);
+        let (a, b) = (format!("{long}다."), format!("{long}나."));
+        let originals = [a.as_str(), b.as_str()];
+        let mut gate = Gate::new(Lang::Ko, &g, &originals);
         let mut on = |_: &str| {};
         let _ = gate.push(&format!("{long}다. {long}나."), &mut on);
         gate.close(&mut on);
@@ -961,8 +1054,43 @@ mod tests {
         ];
         let centrality = [0.9, 0.8, 0.7, 0.1];
         let g = Grounding::new(&texts.join(" "));
-        let s = extractive(Lang::Ko, &texts, &centrality, &g);
+        let mut s = unavailable(Lang::Ko, Vec::new());
+        complete(&mut s, &texts, &centrality, &g);
         assert_eq!(s.method, Method::Extractive);
         assert_eq!(s.sentences, vec![texts[1], texts[2], texts[3]]);
+        // A partial summary is completed with what it does not already say.
+        let mut s = unavailable(Lang::Ko, Vec::new());
+        s.sentences = vec!["삼성전자가 새 공장을 짓는다고 한다.".into()];
+        complete(&mut s, &texts, &centrality, &g);
+        assert_eq!(s.method, Method::Mixed);
+        assert_eq!(s.sentences[1..], [texts[2], texts[3]]);
+    }
+
+    #[test]
+    fn a_slip_in_copying_is_mended_with_the_original() {
+        let original = "삼성전자는 이달 말 주요 임원들이 참석하는 글로벌 전략회의를 열 계획이다.";
+        let article = format!("이 회장은 미국에서 돌아왔다. {original}");
+        let g = Grounding::new(&article);
+        let originals = ["이 회장은 미국에서 돌아왔다.", original];
+        let mut gate = Gate::new(Lang::Ko, &g, &originals);
+        let mut on = |_: &str| {};
+        let _ = gate.push(
+            "산전자는 이달 말 주요 임원들이 참석하는 글로벌 전략회의를 열 계획이다. 끝",
+            &mut on,
+        );
+        let s = gate.finish(Method::Generated);
+        assert_eq!(s.sentences, vec![original]);
+        assert!(s.rejected[0].reason.contains("산전"), "{:?}", s.rejected);
+        // A sentence of its own that fails is not "mended" with some other sentence.
+        let mut gate = Gate::new(Lang::Ko, &g, &originals);
+        let _ = gate.push("애플은 이달 말 새 전화기를 내놓는다. 끝", &mut on);
+        assert!(gate.finish(Method::Generated).sentences.is_empty());
+    }
+
+    #[test]
+    fn similarity_is_one_for_equal_texts_and_low_for_unrelated_ones() {
+        assert_eq!(similarity("삼성전자 공장", "삼성전자  공장"), 1.0);
+        assert!(similarity("삼성전자는 공장을 짓는다", "산전자는 공장을 짓는다") > 0.8);
+        assert!(similarity("삼성전자는 공장을 짓는다", "애플은 전화기를 판다") < 0.2);
     }
 }
