@@ -184,6 +184,7 @@ fn copy_filter_lets_only_the_articles_numbers_through() {
                 seed,
             },
             ignore_stop_tokens: true,
+            lookahead: 0,
         };
         let mut filter = CopyFilter::new(&grounding, &tokens, &[Class::Digits]);
         let g = model
@@ -208,4 +209,53 @@ fn copy_filter_lets_only_the_articles_numbers_through() {
         }
     }
     assert!(digits_seen > 0, "the test never exercised the filter");
+}
+
+#[test]
+fn guessing_ahead_gives_the_same_tokens_as_one_at_a_time() {
+    let (mut model, _dir) = load(10, None);
+    // A prompt that repeats itself, so the lookup finds runs to guess and the model checks them.
+    let prompt = model
+        .encode("the hat the cat the hat the cat the hat the cat the")
+        .unwrap();
+    for n in [1, 7, 40] {
+        let plain = run(
+            &mut model,
+            &prompt,
+            &GenerateOptions {
+                lookahead: 0,
+                ..budget(n)
+            },
+        );
+        let guessed = run(
+            &mut model,
+            &prompt,
+            &GenerateOptions {
+                lookahead: 6,
+                ..budget(n)
+            },
+        );
+        assert_eq!(plain.tokens, guessed.tokens, "budget {n}");
+        assert_eq!(plain.text, guessed.text);
+    }
+}
+
+#[test]
+fn the_native_forward_matches_candles_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    tiny::write_tiny_qwen2(&path, 11, None);
+    use sift::model::gguf::{load_chat_model_with, Forward};
+    let mut native = load_chat_model_with(&path, "qwen2", &Device::Cpu, Forward::Native).unwrap();
+    let mut reference =
+        load_chat_model_with(&path, "qwen2", &Device::Cpu, Forward::Reference).unwrap();
+    let prompt = native.encode("the cat sat on the hat").unwrap();
+    let opts = GenerateOptions {
+        lookahead: 0,
+        ..budget(32)
+    };
+    assert_eq!(
+        run(&mut native, &prompt, &opts).tokens,
+        run(&mut reference, &prompt, &opts).tokens
+    );
 }

@@ -6,6 +6,7 @@
 //! callback as soon as it decodes to whole characters (byte-level BPE splits Hangul across tokens).
 
 pub mod chat;
+pub mod qwen2;
 
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -22,6 +23,15 @@ pub trait CausalLm: Send {
     /// Runs `input` (shape `[1, n]`) at positions `pos..pos + n`, extending the KV cache, and returns the
     /// logits for the last position (shape `[1, vocab]` or `[vocab]`).
     fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor>;
+    /// Like [`forward`](Self::forward), but the logits of every position (`[n, vocab]`); `None` when
+    /// the architecture cannot (then guessed tokens are not verified in batches).
+    fn forward_all(&mut self, _input: &Tensor, _pos: usize) -> candle_core::Result<Option<Tensor>> {
+        Ok(None)
+    }
+    /// Keeps only the first `len` cached positions (needed with [`forward_all`](Self::forward_all)).
+    fn truncate(&mut self, _len: usize) -> candle_core::Result<()> {
+        candle_core::bail!("this model cannot truncate its cache")
+    }
     /// Forgets everything cached from earlier calls.
     fn reset(&mut self);
 }
@@ -46,6 +56,10 @@ pub struct GenerateOptions {
     pub sampling: Sampling,
     /// Keep going through stop tokens (benchmarks decode an exact number of tokens).
     pub ignore_stop_tokens: bool,
+    /// Greedy decoding only: how many tokens to guess ahead by copying what followed the latest
+    /// tokens earlier in the prompt or output (prompt-lookup decoding). The model checks the guesses
+    /// in one pass and keeps those it would have chosen itself, so the output is the same; 0 is off.
+    pub lookahead: usize,
 }
 
 impl Default for GenerateOptions {
@@ -54,8 +68,30 @@ impl Default for GenerateOptions {
             max_new_tokens: 256,
             sampling: Sampling::Greedy,
             ignore_stop_tokens: false,
+            lookahead: 8,
         }
     }
+}
+
+/// Tokens that must match before the tokens after them are guessed.
+const LOOKUP_MATCH: usize = 3;
+
+/// Up to `k` tokens that followed the latest occurrence, before the end, of `context`'s last
+/// [`LOOKUP_MATCH`] tokens.
+fn lookup_draft(context: &[u32], k: usize) -> Vec<u32> {
+    let n = LOOKUP_MATCH;
+    if k == 0 || context.len() <= n {
+        return Vec::new();
+    }
+    let tail = &context[context.len() - n..];
+    (0..context.len() - n)
+        .rev()
+        .find(|&i| &context[i..i + n] == tail)
+        .map(|i| {
+            let from = i + n;
+            context[from..(from + k).min(context.len())].to_vec()
+        })
+        .unwrap_or_default()
 }
 
 /// Narrows the choice of the next token: called before every choice with the text generated so far
@@ -86,6 +122,8 @@ pub struct Generation {
     pub prefill_s: f64,
     /// Seconds for every later token.
     pub decode_s: f64,
+    /// Tokens that were guessed ahead and confirmed by the model (see [`GenerateOptions::lookahead`]).
+    pub confirmed_guesses: usize,
 }
 
 /// A loaded chat model: network, tokenizer, stop tokens and chat template.
@@ -142,6 +180,13 @@ impl TextModel {
         Ok(self.tokenizer.decode(tokens, true)?)
     }
 
+    /// The logits that follow `prompt` (a fresh cache; for checks and benchmarks).
+    pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
+        self.lm.reset();
+        let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
+        Ok(last_logits(self.lm.forward(&input, 0)?)?.to_vec1::<f32>()?)
+    }
+
     /// Generates from `prompt`, calling `on_text` with each newly decoded piece of text.
     pub fn generate(
         &mut self,
@@ -172,13 +217,17 @@ impl TextModel {
             } => LogitsProcessor::new(seed, Some(temperature), top_p),
         };
         self.lm.reset();
+        let mut speculate = opts.lookahead > 0 && opts.sampling == Sampling::Greedy;
         let start = Instant::now();
         let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
         let mut logits = last_logits(self.lm.forward(&input, 0)?)?;
-        let mut pos = prompt.len();
         let mut stream = TextStream::default();
-        let mut tokens = Vec::new();
+        let mut tokens: Vec<u32> = Vec::new();
+        // Guessed tokens already run through the model, each with the logits that follow it.
+        let mut guessed: std::collections::VecDeque<(u32, Tensor)> = Default::default();
+        let mut context: Vec<u32> = prompt.to_vec();
         let mut prefill_s = None;
+        let mut confirmed = 0;
         let stop = loop {
             if tokens.len() >= opts.max_new_tokens {
                 break StopReason::MaxTokens;
@@ -194,6 +243,7 @@ impl TextModel {
                 break StopReason::StopToken(next);
             }
             tokens.push(next);
+            context.push(next);
             if let Some(piece) = stream.push(&self.tokenizer, &tokens)? {
                 if on_text(&piece).is_break() {
                     break StopReason::Callback;
@@ -202,9 +252,45 @@ impl TextModel {
             if tokens.len() >= opts.max_new_tokens {
                 break StopReason::MaxTokens;
             }
-            let input = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
-            logits = last_logits(self.lm.forward(&input, pos)?)?;
-            pos += 1;
+            // The model chose what was guessed: its logits are already computed.
+            if guessed.front().is_some_and(|(t, _)| *t == next) {
+                logits = guessed.pop_front().expect("checked").1;
+                confirmed += 1;
+                continue;
+            }
+            // Everything cached is right up to the token before `next`.
+            let pos = context.len() - 1;
+            if !guessed.is_empty() {
+                self.lm.truncate(pos)?;
+                guessed.clear();
+            }
+            let draft = if speculate {
+                lookup_draft(&context, opts.lookahead)
+            } else {
+                Vec::new()
+            };
+            let mut input = vec![next];
+            input.extend(&draft);
+            let input = Tensor::new(input.as_slice(), &self.device)?.unsqueeze(0)?;
+            let rows = match speculate {
+                true => self.lm.forward_all(&input, pos)?,
+                false => None,
+            };
+            match rows {
+                Some(rows) => {
+                    let rows = rows.to_dtype(DType::F32)?;
+                    logits = rows.get(0)?;
+                    for (i, t) in draft.into_iter().enumerate() {
+                        guessed.push_back((t, rows.get(i + 1)?));
+                    }
+                }
+                None => {
+                    // The model cannot check guesses (or guessing is off): one token at a time.
+                    speculate = false;
+                    let one = Tensor::new(&[next], &self.device)?.unsqueeze(0)?;
+                    logits = last_logits(self.lm.forward(&one, pos)?)?;
+                }
+            }
         };
         let prefill_s = prefill_s.unwrap_or_else(|| start.elapsed().as_secs_f64());
         let total_s = start.elapsed().as_secs_f64();
@@ -222,6 +308,7 @@ impl TextModel {
             prompt_tokens: prompt.len(),
             prefill_s,
             decode_s: (total_s - prefill_s).max(0.0),
+            confirmed_guesses: confirmed,
         })
     }
 }

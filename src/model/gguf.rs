@@ -30,8 +30,28 @@ const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{
 const TOKEN_TYPE_CONTROL: i32 = 3;
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
+/// Which forward pass runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// sift's own ([`crate::generate::qwen2`]): all-position logits and a truncatable cache, so
+    /// guessed tokens are checked in batches.
+    Native,
+    /// candle's `quantized_qwen2`, the reference the native pass is tested against.
+    Reference,
+}
+
 /// Loads the GGUF at `path` as a chat model on `device`.
 pub fn load_chat_model(path: &Path, architecture: &str, device: &Device) -> Result<TextModel> {
+    load_chat_model_with(path, architecture, device, Forward::Native)
+}
+
+/// [`load_chat_model`] with a choice of forward pass.
+pub fn load_chat_model_with(
+    path: &Path,
+    architecture: &str,
+    device: &Device,
+    forward: Forward,
+) -> Result<TextModel> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let content = Content::read(&mut reader).map_err(|e| Error::format(path, e))?;
@@ -47,6 +67,10 @@ pub fn load_chat_model(path: &Path, architecture: &str, device: &Device) -> Resu
     let template = metadata_str(&content, "tokenizer.chat_template").unwrap_or_default();
     let chat = ChatTemplate::detect(&template, &tokenizer).map_err(|e| Error::format(path, e))?;
     let lm: Box<dyn CausalLm> = match architecture {
+        "qwen2" if forward == Forward::Native => Box::new(
+            crate::generate::qwen2::Qwen2::from_gguf(&content, &mut reader, device)
+                .map_err(|e| Error::format(path, e))?,
+        ),
         "qwen2" => Box::new(Qwen2(
             quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)
                 .map_err(|e| Error::format(path, e))?,

@@ -366,9 +366,10 @@ impl Summarizer {
         let generation = model.generate_filtered(&tokens, &opts, Some(&mut filter), on_text)?;
         if std::env::var_os("SIFT_DEBUG").is_some() {
             eprintln!(
-                "sift: [debug] {} prompt tokens, {} generated in {:.1}+{:.1}s: {:?}",
+                "sift: [debug] {} prompt tokens, {} generated ({} guessed ahead) in {:.1}+{:.1}s: {:?}",
                 tokens.len(),
                 generation.tokens.len(),
+                generation.confirmed_guesses,
                 generation.prefill_s,
                 generation.decode_s,
                 generation.text

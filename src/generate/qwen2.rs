@@ -1,0 +1,258 @@
+//! Qwen2 on quantized GGUF weights, with a KV cache the generation loop can cut back.
+//!
+//! candle's `quantized_qwen2` returns logits for the last position only and its cache can only grow or
+//! restart, which rules out checking several guessed tokens in one pass. This forward returns the logits
+//! of every position it is given and lets the caller truncate the cache, so the loop can verify a run
+//! of tokens copied from the prompt (prompt-lookup decoding) and drop the ones the model disagrees
+//! with. The arithmetic is the same as candle's: quantized matrix products, RMS norm, rotary embedding,
+//! grouped-query attention; `tests/tiny_model.rs` and `tests/real_models.rs` hold it to candle's path.
+
+use std::io::{Read, Seek};
+
+use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_nn::Embedding;
+use candle_transformers::quantized_nn::RmsNorm;
+use candle_transformers::utils::repeat_kv;
+
+use super::CausalLm;
+
+struct Layer {
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    bq: Tensor,
+    bk: Tensor,
+    bv: Tensor,
+    wo: QMatMul,
+    attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+    /// Keys and values of every cached position, `[1, kv_heads, len, head_dim]`.
+    cache: Option<(Tensor, Tensor)>,
+}
+
+/// A Qwen2 network with its KV cache.
+pub struct Qwen2 {
+    embed: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    /// Positions held in the cache.
+    len: usize,
+}
+
+impl Qwen2 {
+    pub fn from_gguf<R: Read + Seek>(
+        ct: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        let md = |key: &str| match ct.metadata.get(key) {
+            Some(v) => Ok(v),
+            None => candle_core::bail!("the GGUF has no `{key}`"),
+        };
+        let heads = md("qwen2.attention.head_count")?.to_u32()? as usize;
+        let kv_heads = md("qwen2.attention.head_count_kv")?.to_u32()? as usize;
+        let hidden = md("qwen2.embedding_length")?.to_u32()? as usize;
+        let context = md("qwen2.context_length")?.to_u32()? as usize;
+        let blocks = md("qwen2.block_count")?.to_u32()? as usize;
+        let eps = md("qwen2.attention.layer_norm_rms_epsilon")?.to_f32()? as f64;
+        let rope_base = md("qwen2.rope.freq_base")
+            .and_then(|v| v.to_f32())
+            .unwrap_or(10_000.0);
+        let head_dim = hidden / heads;
+
+        let mut tensor = |name: &str| ct.tensor(reader, name, device);
+        let embed = tensor("token_embd.weight")?.dequantize(device)?;
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        // Models with tied embeddings have no output matrix of their own.
+        let output = match tensor("output.weight") {
+            Ok(w) => QMatMul::from_qtensor(w)?,
+            Err(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+        };
+        let mut layers = Vec::with_capacity(blocks);
+        for i in 0..blocks {
+            let mut t = |part: &str| tensor(&format!("blk.{i}.{part}"));
+            let q = |w| QMatMul::from_qtensor(w);
+            layers.push(Layer {
+                wq: q(t("attn_q.weight")?)?,
+                wk: q(t("attn_k.weight")?)?,
+                wv: q(t("attn_v.weight")?)?,
+                bq: t("attn_q.bias")?.dequantize(device)?,
+                bk: t("attn_k.bias")?.dequantize(device)?,
+                bv: t("attn_v.bias")?.dequantize(device)?,
+                wo: q(t("attn_output.weight")?)?,
+                attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
+                ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
+                gate: q(t("ffn_gate.weight")?)?,
+                up: q(t("ffn_up.weight")?)?,
+                down: q(t("ffn_down.weight")?)?,
+                cache: None,
+            });
+        }
+        let (cos, sin) = rope_tables(head_dim, rope_base, context, device)?;
+        Ok(Self {
+            embed: Embedding::new(embed, hidden),
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            heads,
+            kv_heads,
+            head_dim,
+            len: 0,
+        })
+    }
+
+    /// Runs `input` (`[1, n]`) at positions `pos..pos + n` and returns the hidden states after the
+    /// final norm, `[n, hidden]`. The cache must hold exactly `pos` positions.
+    fn hidden(&mut self, input: &Tensor, pos: usize) -> Result<Tensor> {
+        if pos != self.len {
+            candle_core::bail!("the cache holds {} positions, not {pos}", self.len);
+        }
+        let (_, n) = input.dims2()?;
+        let mask = (n > 1)
+            .then(|| causal_mask(n, pos, input.device()))
+            .transpose()?;
+        let cos = self.cos.narrow(0, pos, n)?;
+        let sin = self.sin.narrow(0, pos, n)?;
+        let mut x = self.embed.forward(input)?;
+        for layer in &mut self.layers {
+            let h = layer.attn_norm.forward(&x)?;
+            let a = layer.attention(
+                &h,
+                &cos,
+                &sin,
+                mask.as_ref(),
+                self.heads,
+                self.kv_heads,
+                self.head_dim,
+            )?;
+            let x1 = (a + &x)?;
+            let h = layer.ffn_norm.forward(&x1)?;
+            let gated =
+                (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
+            x = (layer.down.forward(&gated)? + x1)?;
+        }
+        self.len += n;
+        self.norm.forward(&x)?.squeeze(0)
+    }
+}
+
+impl Layer {
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &mut self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<Tensor> {
+        let (b, n, hidden) = x.dims3()?;
+        let split = |t: Tensor, h: usize| -> Result<Tensor> {
+            t.reshape((b, n, h, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let q = split(self.wq.forward(x)?.broadcast_add(&self.bq)?, heads)?;
+        let k = split(self.wk.forward(x)?.broadcast_add(&self.bk)?, kv_heads)?;
+        let v = split(self.wv.forward(x)?.broadcast_add(&self.bv)?, kv_heads)?;
+        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        let (k, v) = match &self.cache {
+            Some((ck, cv)) => (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?),
+            None => (k, v),
+        };
+        self.cache = Some((k.clone(), v.clone()));
+        let k = repeat_kv(k, heads / kv_heads)?;
+        let v = repeat_kv(v, heads / kv_heads)?.contiguous()?;
+        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let y = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, n, hidden))?;
+        self.wo.forward(&y)
+    }
+}
+
+impl CausalLm for Qwen2 {
+    fn forward(&mut self, input: &Tensor, pos: usize) -> Result<Tensor> {
+        let h = self.hidden(input, pos)?;
+        let last = h.i(h.dim(0)? - 1)?.unsqueeze(0)?;
+        self.output.forward(&last)
+    }
+
+    fn forward_all(&mut self, input: &Tensor, pos: usize) -> Result<Option<Tensor>> {
+        let h = self.hidden(input, pos)?;
+        Ok(Some(self.output.forward(&h)?))
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        if len > self.len {
+            candle_core::bail!("cannot truncate a cache of {} to {len}", self.len);
+        }
+        for layer in &mut self.layers {
+            if let Some((k, v)) = &layer.cache {
+                layer.cache = if len == 0 {
+                    None
+                } else {
+                    Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?))
+                };
+            }
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        for layer in &mut self.layers {
+            layer.cache = None;
+        }
+        self.len = 0;
+    }
+}
+
+/// Additive causal mask `[n, pos + n]`: position `pos + i` sees every position up to itself.
+fn causal_mask(n: usize, pos: usize, device: &Device) -> Result<Tensor> {
+    let total = pos + n;
+    let values: Vec<f32> = (0..n)
+        .flat_map(|i| (0..total).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(values, (n, total), device)
+}
+
+/// Rotary embedding tables `[context, head_dim / 2]`.
+fn rope_tables(
+    head_dim: usize,
+    base: f32,
+    context: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..head_dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / head_dim as f32))
+        .collect();
+    let inv = Tensor::new(inv.as_slice(), device)?.unsqueeze(0)?;
+    let positions = Tensor::arange(0u32, context as u32, device)?
+        .to_dtype(DType::F32)?
+        .unsqueeze(1)?;
+    let angles = positions.broadcast_mul(&inv)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
