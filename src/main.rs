@@ -91,6 +91,7 @@ fn run(cli: &Cli) -> sift::Result<Status> {
             };
             cli::detect::eval(g, dir, output.format, &opts).map(Status::from)
         }
+        Some(Command::Bench(args)) => cli::bench::run(g, args).map(Status::from),
         Some(Command::Train { data, out }) => cli::detect::train(g, data, out).map(Status::from),
         Some(Command::Clean { path }) => cli::classify::clean(g, path).map(Status::from),
         Some(Command::Classify(args)) => {

@@ -1,5 +1,6 @@
 //! Command-line flags, turned into the library's settings. Nothing here does the work itself.
 
+pub mod bench;
 pub mod classify;
 pub mod detect;
 pub mod models;
@@ -73,6 +74,8 @@ pub enum Command {
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
     },
+    /// Measure the chat model's prefill and decode speed (or the encoder's, with --encoder).
+    Bench(bench::BenchArgs),
     /// Train the token head from the corpus (genuine articles and spam phrases).
     Train {
         /// Corpus folder with genuine/*.txt and spam.tsv.

@@ -118,8 +118,10 @@ pub struct Generation {
     pub text: String,
     pub stop: StopReason,
     pub prompt_tokens: usize,
-    /// Seconds to run the prompt and choose the first token.
+    /// Seconds to run the prompt through the model.
     pub prefill_s: f64,
+    /// Seconds until the first token was chosen (the prefill and one choice).
+    pub ttft_s: f64,
     /// Seconds for every later token.
     pub decode_s: f64,
     /// Tokens that were guessed ahead and confirmed by the model (see [`GenerateOptions::lookahead`]).
@@ -169,6 +171,14 @@ impl TextModel {
     /// Tokens of `text`, as text (special-token strings are not recognised).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         chat::plain_tokens(&self.tokenizer, text)
+    }
+
+    /// Tokens of a text already in the model's chat format: special-token strings such as
+    /// `<|im_start|>` become their tokens (for benchmarks; never use this on untrusted text).
+    pub fn encode_verbatim(&self, text: &str) -> Result<Vec<u32>> {
+        let mut tokenizer = self.tokenizer.clone();
+        tokenizer.set_encode_special_tokens(false);
+        Ok(tokenizer.encode(text, false)?.get_ids().to_vec())
     }
 
     /// Tokens of a chat, ending with the opening of the assistant's turn.
@@ -221,12 +231,13 @@ impl TextModel {
         let start = Instant::now();
         let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
         let mut logits = last_logits(self.lm.forward(&input, 0)?)?;
+        let prefill_s = start.elapsed().as_secs_f64();
         let mut stream = TextStream::default();
         let mut tokens: Vec<u32> = Vec::new();
         // Guessed tokens already run through the model, each with the logits that follow it.
         let mut guessed: std::collections::VecDeque<(u32, Tensor)> = Default::default();
         let mut context: Vec<u32> = prompt.to_vec();
-        let mut prefill_s = None;
+        let mut ttft_s = None;
         let mut confirmed = 0;
         let stop = loop {
             if tokens.len() >= opts.max_new_tokens {
@@ -238,7 +249,7 @@ impl TextModel {
                 logits = Tensor::new(values, &self.device)?;
             }
             let next = logits_processor.sample(&logits)?;
-            prefill_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
+            ttft_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
             if !opts.ignore_stop_tokens && self.stop_tokens.contains(&next) {
                 break StopReason::StopToken(next);
             }
@@ -292,7 +303,7 @@ impl TextModel {
                 }
             }
         };
-        let prefill_s = prefill_s.unwrap_or_else(|| start.elapsed().as_secs_f64());
+        let ttft_s = ttft_s.unwrap_or_else(|| start.elapsed().as_secs_f64());
         let total_s = start.elapsed().as_secs_f64();
         let text = self.decode(&tokens)?;
         if stop != StopReason::Callback {
@@ -307,7 +318,8 @@ impl TextModel {
             stop,
             prompt_tokens: prompt.len(),
             prefill_s,
-            decode_s: (total_s - prefill_s).max(0.0),
+            ttft_s,
+            decode_s: (total_s - ttft_s).max(0.0),
             confirmed_guesses: confirmed,
         })
     }
