@@ -13,7 +13,6 @@ use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
-use candle_transformers::utils::repeat_kv;
 
 use super::CausalLm;
 
@@ -30,7 +29,8 @@ struct Layer {
     gate: QMatMul,
     up: QMatMul,
     down: QMatMul,
-    /// Keys and values of every cached position, `[1, kv_heads, len, head_dim]`.
+    /// Keys and values, `[1, kv_heads, capacity, head_dim]`, valid up to the model's `len`: written
+    /// in place, so a decode step copies one position, not the whole cache.
     cache: Option<(Tensor, Tensor)>,
 }
 
@@ -130,6 +130,7 @@ impl Qwen2 {
             let h = layer.attn_norm.forward(&x)?;
             let a = layer.attention(
                 &h,
+                pos,
                 &cos,
                 &sin,
                 mask.as_ref(),
@@ -149,10 +150,14 @@ impl Qwen2 {
 }
 
 impl Layer {
+    /// Attention for `x` at positions `pos..pos + n`, with grouped-query heads: the query heads that
+    /// share a key/value head are stacked along the sequence axis, so keys and values are never
+    /// repeated per head.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &mut self,
         x: &Tensor,
+        pos: usize,
         cos: &Tensor,
         sin: &Tensor,
         mask: Option<&Tensor>,
@@ -171,24 +176,47 @@ impl Layer {
         let v = split(self.wv.forward(x)?.broadcast_add(&self.bv)?, kv_heads)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let (k, v) = match &self.cache {
-            Some((ck, cv)) => (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?),
-            None => (k, v),
-        };
-        self.cache = Some((k.clone(), v.clone()));
-        let k = repeat_kv(k, heads / kv_heads)?;
-        let v = repeat_kv(v, heads / kv_heads)?.contiguous()?;
+        let total = pos + n;
+        let (ck, cv) = self.cache_with_room(total, &k)?;
+        ck.slice_set(&k, 2, pos)?;
+        cv.slice_set(&v, 2, pos)?;
+        let k = ck.narrow(2, 0, total)?;
+        let v = cv.narrow(2, 0, total)?;
+        let group = heads / kv_heads;
+        let q = q.reshape((b, kv_heads, group * n, head_dim))?;
         let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?;
         let scores = match mask {
-            Some(m) => scores.broadcast_add(m)?,
+            Some(m) => scores.broadcast_add(&m.repeat((group, 1))?)?,
             None => scores,
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = weights
             .matmul(&v)?
+            .reshape((b, heads, n, head_dim))?
             .transpose(1, 2)?
             .reshape((b, n, hidden))?;
         self.wo.forward(&y)
+    }
+
+    /// The cache tensors, grown (doubling, contents kept) so that they hold `total` positions.
+    fn cache_with_room(&mut self, total: usize, like: &Tensor) -> Result<(Tensor, Tensor)> {
+        let capacity = self
+            .cache
+            .as_ref()
+            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+        if capacity < total {
+            let (b, h, _, d) = like.dims4()?;
+            let new_cap = total.max(capacity * 2).max(256);
+            let k = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
+            let v = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
+            if let Some((ok, ov)) = &self.cache {
+                k.slice_set(ok, 2, 0)?;
+                v.slice_set(ov, 2, 0)?;
+            }
+            self.cache = Some((k, v));
+        }
+        let (k, v) = self.cache.as_ref().expect("allocated above");
+        Ok((k.clone(), v.clone()))
     }
 }
 
@@ -208,23 +236,13 @@ impl CausalLm for Qwen2 {
         if len > self.len {
             candle_core::bail!("cannot truncate a cache of {} to {len}", self.len);
         }
-        for layer in &mut self.layers {
-            if let Some((k, v)) = &layer.cache {
-                layer.cache = if len == 0 {
-                    None
-                } else {
-                    Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?))
-                };
-            }
-        }
+        // Positions past `len` are overwritten by the next forward.
         self.len = len;
         Ok(())
     }
 
     fn reset(&mut self) {
-        for layer in &mut self.layers {
-            layer.cache = None;
-        }
+        // The buffers are kept for the next document; only their length is forgotten.
         self.len = 0;
     }
 }
