@@ -227,11 +227,27 @@ impl Grounding {
                 .collect(),
             ..Default::default()
         };
-        for n in numbers_in(article) {
+        let numbers = numbers_in(article);
+        for n in &numbers {
             g.add_number(&n.digits);
             g.digit_runs.add_all(&n.raw, Class::Digits);
             for alt in conversions(&n.digits, n.scale_after(article)) {
                 g.add_number(&alt);
+            }
+        }
+        // Whole quantities the other language writes differently: 4만2천 is 42,000 and 42 thousand;
+        // 21,041 is 2만1,041.
+        for q in korean_quantities(article, &numbers) {
+            g.add_rendering(q);
+        }
+        for n in &numbers {
+            if n.scale_after(article).is_none() && !n.digits.contains('.') {
+                if let Ok(v) = n.digits.parse::<u64>() {
+                    for part in korean_groups(v) {
+                        g.digit_runs.add_all(&part, Class::Digits);
+                        g.numbers.insert(part.replace(',', ""));
+                    }
+                }
             }
         }
         let lower = article.to_lowercase();
@@ -262,6 +278,19 @@ impl Grounding {
     fn add_number(&mut self, n: &str) {
         self.numbers.insert(n.to_string());
         self.digit_runs.add_all(n, Class::Digits);
+    }
+
+    /// A quantity's plain rendering (`42000`, written `42,000`) and its scaled ones (`42` thousand).
+    fn add_rendering(&mut self, value: u64) {
+        let plain = value.to_string();
+        if value < 1_000_000_000_000 {
+            self.add_number(&plain);
+            self.digit_runs
+                .add_all(&group_thousands(value), Class::Digits);
+        }
+        for alt in conversions(&plain, Some(0)) {
+            self.add_number(&alt);
+        }
     }
 
     /// Adds the names of a verified glossary entry's target side.
@@ -528,6 +557,158 @@ fn numbers_in(text: &str) -> Vec<Number> {
     out
 }
 
+/// Korean quantities written with scale words, compounds included, as whole numbers: `4만2천` is
+/// 42000, `13조2천억` 13200000000000, `2만1,041` 21041, `10만` 100000. `numbers` are `text`'s numbers in
+/// order; a quantity starts at one of them and takes in the ones that continue it.
+fn korean_quantities(text: &str, numbers: &[Number]) -> Vec<u64> {
+    quantities(text, numbers).into_iter().map(|q| q.2).collect()
+}
+
+/// [`korean_quantities`] with the byte range each is written at.
+fn quantities(text: &str, numbers: &[Number]) -> Vec<(usize, usize, u64)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        match quantity_at(text, &numbers[i..]) {
+            Some((value, parts, end)) => {
+                out.push((numbers[i].end - numbers[i].raw.len(), end, value));
+                i += parts;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+/// The Korean quantities of `text` as written, each with its English rendering (`4만2천` =
+/// `42,000`, `1,040억` = `104 billion`): a translator given these need not do the arithmetic.
+pub fn english_quantities(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (start, end, value) in quantities(text, &numbers_in(text)) {
+        let english = if value < 1_000_000 {
+            group_thousands(value)
+        } else {
+            let (name, exp) = [("trillion", 12i32), ("billion", 9), ("million", 6)]
+                .into_iter()
+                .find(|(_, e)| value >= 10u64.pow(*e as u32))
+                .expect("value is at least a million");
+            let mantissa = value as f64 / 10f64.powi(exp);
+            let s = format!("{mantissa:.2}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if (s.parse::<f64>().unwrap_or(0.0) - mantissa).abs() > 1e-9 * mantissa {
+                group_thousands(value)
+            } else {
+                format!("{s} {name}")
+            }
+        };
+        let pair = (text[start..end].to_string(), english);
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
+/// The quantity that starts at `numbers[0]`: its value, how many numbers it spans, and where its
+/// last scale word ends.
+fn quantity_at(text: &str, numbers: &[Number]) -> Option<(u64, usize, usize)> {
+    const SMALL: [(&str, u32); 2] = [("천", 3), ("백", 2)];
+    const BIG: [(&str, u32); 3] = [("조", 12), ("억", 8), ("만", 4)];
+    // What may follow a scale word: counters and particles, not the rest of a word (만났다, 천안).
+    const AFTER: &str = "원명개달여건톤대엔위을를이가은는의에도로과와배년분초곳회척구";
+    let mut total = 0u64;
+    let mut last_big = u32::MAX;
+    let mut parts = 0;
+    let mut end = None;
+    for n in numbers {
+        if let Some(e) = end {
+            let gap = &text[e..n.end - n.raw.len()];
+            if !(gap.is_empty() || gap == " ") {
+                break;
+            }
+        }
+        let v: f64 = n.digits.parse().ok()?;
+        let rest = &text[n.end..];
+        let (small, rest) = strip_unit(rest, &SMALL);
+        let (big, rest) = strip_unit(rest, &BIG);
+        if small == 0 && big == 0 {
+            // A plain number ends a compound (2만1,041) and is no quantity on its own.
+            if parts > 0 && v.fract() == 0.0 {
+                total += v as u64;
+                parts += 1;
+                end = Some(n.end);
+            }
+            break;
+        }
+        if big != 0 && big >= last_big {
+            break;
+        }
+        if rest
+            .chars()
+            .next()
+            .is_some_and(|c| is_hangul(c) && !AFTER.contains(c))
+        {
+            break;
+        }
+        let value = v * 10f64.powi((small + big) as i32);
+        if value.fract() != 0.0 || value > 1e16 {
+            break;
+        }
+        total += value as u64;
+        parts += 1;
+        end = Some(text.len() - rest.len());
+        if big == 0 {
+            break;
+        }
+        last_big = big;
+    }
+    (parts > 0).then_some((total, parts, end?))
+}
+
+/// Strips one of `units` from the start of `s`: its power of ten (0 when none) and the rest.
+fn strip_unit<'s>(s: &'s str, units: &[(&str, u32)]) -> (u32, &'s str) {
+    units
+        .iter()
+        .find_map(|(w, e)| s.strip_prefix(w).map(|r| (*e, r)))
+        .unwrap_or((0, s))
+}
+
+/// `v` the Korean way, in groups of 만 (10^4): 21041 is 2만 and 1,041, 42000 is 4만 and 2천; each
+/// group's number as written (`1,041`, `2`).
+fn korean_groups(v: u64) -> Vec<String> {
+    if v < 10_000 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut rest = v;
+    for exp in [12u32, 8, 4, 0] {
+        let unit = 10u64.pow(exp);
+        let group = rest / unit;
+        rest %= unit;
+        if group == 0 {
+            continue;
+        }
+        out.push(group_thousands(group));
+        if group % 1000 == 0 {
+            out.push((group / 1000).to_string());
+        }
+    }
+    out
+}
+
+/// `42000` as `42,000`.
+fn group_thousands(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The same quantity written with the other language's scale words: 1500억 (1.5e11) is 150 billion
 /// and 0.15 trillion; 3 billion is 30억. Only renderings with at most two decimals are kept.
 fn conversions(digits: &str, scale: Option<i32>) -> Vec<String> {
@@ -652,6 +833,64 @@ mod tests {
             g.check("The firm will invest $200 billion.", Lang::En, false, &[]),
             Err(Violation::Number("200".into()))
         );
+    }
+
+    #[test]
+    fn korean_compound_quantities_and_their_english_renderings() {
+        let g = Grounding::new(
+            "이용객은 4만2천여 명, 예산은 13조2천억 원, 출생아는 2만1,041명이다. 과태료는 10만 원. 둘은 만났다.",
+        );
+        for ok in ["42000", "42", "13.2", "13200", "21041", "100000", "100"] {
+            assert!(g.numbers.contains(ok), "{ok} should be allowed");
+        }
+        assert!(g.is_whole(Class::Digits, "42") && g.is_whole(Class::Digits, "000"));
+        assert!(g.is_whole(Class::Digits, "21") && g.is_whole(Class::Digits, "041"));
+        let en = |s| g.check(s, Lang::En, false, &[]);
+        assert_eq!(en("About 42,000 people a day use the line."), Ok(()));
+        assert_eq!(en("The budget is 13.2 trillion won."), Ok(()));
+        assert_eq!(en("There were 21,041 births."), Ok(()));
+        assert_eq!(
+            en("About 43,000 people a day use the line."),
+            Err(Violation::Number("43000".into()))
+        );
+        // Not quantities: a scale word that starts another word, a plain number alone.
+        assert_eq!(
+            korean_quantities("3만났다", &numbers_in("3만났다")),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            korean_quantities("1,041명", &numbers_in("1,041명")),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            korean_quantities("5천만 원과 3억", &numbers_in("5천만 원과 3억")),
+            vec![50_000_000, 300_000_000]
+        );
+    }
+
+    #[test]
+    fn korean_quantities_are_rendered_in_english() {
+        assert_eq!(
+            english_quantities(
+                "이용객은 4만2천여 명, 예산 13조2천억 원, 판돈 1,040억 원, 2만1,041명, 3.5%."
+            ),
+            [
+                ("4만2천", "42,000"),
+                ("13조2천억", "13.2 trillion"),
+                ("1,040억", "104 billion"),
+                ("2만1,041", "21,041")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn english_quantities_license_their_korean_groups() {
+        let g = Grounding::new("Births rose to 21,041, and 42,000 people attended.");
+        let ko = |s| g.check(s, Lang::Ko, false, &[]);
+        assert_eq!(ko("출생아는 2만1,041명으로 늘었다."), Ok(()));
+        assert_eq!(ko("4만2천 명이 참석했다."), Ok(()));
+        assert_eq!(ko("5만 명이 참석했다."), Err(Violation::Number("5".into())));
     }
 
     #[test]
