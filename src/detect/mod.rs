@@ -68,7 +68,7 @@ pub struct DetectOptions {
     pub min_repeat_chars: usize,
     /// A line this much covered by spans (by weight) is tested as a whole.
     pub line_coverage: f32,
-    /// Sentences per encoder batch.
+    /// Sentences per encoder batch (a GPU gets [`GPU_BATCH`]).
     pub batch_size: usize,
 }
 
@@ -88,6 +88,10 @@ impl Default for DetectOptions {
     }
 }
 
+/// Sentences per encoder batch on a GPU: enough rows to keep its matrix units busy, while padding stays
+/// bounded because batches hold sentences of similar length.
+pub const GPU_BATCH: usize = 256;
+
 pub struct Detector<'a> {
     encoder: &'a Encoder,
     head: TokenHead,
@@ -96,10 +100,14 @@ pub struct Detector<'a> {
 
 impl<'a> Detector<'a> {
     pub fn new(encoder: &'a Encoder, head: TokenHead) -> Self {
+        let mut options = DetectOptions::default();
+        if encoder.device().is_cuda() {
+            options.batch_size = GPU_BATCH;
+        }
         Self {
             encoder,
             head,
-            options: DetectOptions::default(),
+            options,
         }
     }
 

@@ -38,7 +38,9 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads an E5S1 image onto `device`.
+    /// Loads an E5S1 image onto `device`. It computes in f32 on every device: in bf16 (tried on the
+    /// CPU) the token head found none of the seed's five spans, and candle's BERT cannot run in f16
+    /// (its attention mask is built from `f32::MIN`, which is `-inf` in f16).
     pub fn load_e5s1(path: &std::path::Path, device: &Device) -> Result<Self> {
         let image = e5s1::load(path, device)?;
         let vb = VarBuilder::from_tensors(image.tensors, DType::F32, device);
@@ -51,6 +53,11 @@ impl Encoder {
             hidden: image.config.hidden_size,
             device: device.clone(),
         })
+    }
+
+    /// The device the encoder runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Width of the vectors.
