@@ -116,8 +116,9 @@ pub fn display(korean: &str) -> String {
         .join(" ")
 }
 
-/// The consonant skeleton of a Latin spelling.
-fn skeleton(latin: &str) -> String {
+/// The consonant skeleton of a Latin spelling. Korean borrowing drops an `r` before a consonant
+/// (저커버그 = Zuckerberg) or keeps it as 르 (바르셀로나 = Barcelona): `keep_r` picks which.
+fn skeleton(latin: &str, keep_r: bool) -> String {
     let s: Vec<char> = latin
         .to_lowercase()
         .chars()
@@ -152,7 +153,7 @@ fn skeleton(latin: &str) -> String {
             'b' | 'p' | 'f' | 'v' => Some('p'),
             'd' | 't' => Some('t'),
             'l' => Some('l'),
-            'r' if vowel(next) => Some('l'),
+            'r' if keep_r || vowel(next) => Some('l'),
             'm' => Some('m'),
             'n' => Some('n'),
             _ => None,
@@ -194,7 +195,7 @@ fn korean_skeletons(korean: &str) -> Vec<String> {
             }
         }
     }
-    forms.iter().map(|f| skeleton(f)).collect()
+    forms.iter().map(|f| skeleton(f, false)).collect()
 }
 
 /// The skeletons of an English name: whole, and without a trailing place-kind word.
@@ -205,7 +206,10 @@ fn english_skeletons(english: &str) -> Vec<String> {
     {
         forms.push(words[..words.len() - 1].join(" "));
     }
-    forms.iter().map(|f| skeleton(f)).collect()
+    forms
+        .iter()
+        .flat_map(|f| [skeleton(f, false), skeleton(f, true)])
+        .collect()
 }
 
 /// Whether `english` can be the sound of the Korean name `korean` (see the module comment). Latin
@@ -254,6 +258,8 @@ mod tests {
             ("크리스티아노 아몬", "Cristiano Amon"),
             ("앤디 재시", "Andy Jassy"),
             ("구글", "Google"),
+            ("바르셀로나", "Barcelona"),
+            ("비셀 고베", "Vissel Kobe"),
         ] {
             assert!(
                 sounds_alike(ko, en),
@@ -273,6 +279,7 @@ mod tests {
             ("퀄컴", "Quanta"),
             ("이재용", "James Lee"),
             ("식품의약품안전처", "FDA"),
+            ("바르셀로나", "Valencia"),
         ] {
             assert!(!sounds_alike(ko, en), "{ko} = {en}");
         }
