@@ -499,7 +499,20 @@ impl Summarizer {
             licensed.allow_names(&e.target);
         }
         if target == Lang::En {
-            let names = licensed.ungrounded_names(&translation);
+            // A name that sounds like a Korean word of the summary is that word's spelling
+            // (인플루엔자 = Influenza); only the rest go to the model to be matched back.
+            let mut names = licensed.ungrounded_names(&translation);
+            names.retain(|name| match romanize::heard_in(&first.text, name) {
+                Some(korean) => {
+                    licensed.allow_names(name);
+                    glossary.push(GlossaryEntry {
+                        source: korean.to_string(),
+                        target: name.clone(),
+                    });
+                    false
+                }
+                None => true,
+            });
             if !names.is_empty() {
                 let answer = self.step(
                     model,

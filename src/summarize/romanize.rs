@@ -221,6 +221,32 @@ pub fn sounds_alike(korean: &str, english: &str) -> bool {
         .any(|e| !e.is_empty() && k.contains(e))
 }
 
+/// The Korean word of `text` (particles allowed after it) that `english` is the sound of, if any. Only
+/// names with at least three consonant sounds are matched this way: shorter skeletons (Meta: m-t) are
+/// shared by too many unrelated words.
+pub fn heard_in<'t>(text: &'t str, english: &str) -> Option<&'t str> {
+    let wanted = english_skeletons(english);
+    if wanted.iter().all(|w| w.len() < 3) {
+        return None;
+    }
+    for word in text.split(|c: char| !is_hangul(c)) {
+        // Without two trailing syllables, one, or none (남양주에서, 인플루엔자가): the shortest stem
+        // that matches, so a particle of vowels alone (에) is not taken into the name.
+        let ends: Vec<usize> = word.char_indices().map(|(i, _)| i).skip(2).collect();
+        let cut: Vec<usize> = ends.into_iter().rev().take(2).collect();
+        for end in cut.into_iter().rev().chain(std::iter::once(word.len())) {
+            let stem = &word[..end];
+            if korean_skeletons(stem)
+                .iter()
+                .any(|k| k.len() >= 3 && wanted.contains(k))
+            {
+                return Some(stem);
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +294,17 @@ mod tests {
                 english_skeletons(en)
             );
         }
+    }
+
+    #[test]
+    fn names_are_heard_in_korean_text() {
+        let text =
+            "인플루엔자 의심환자가 늘었다. 남양주에서 진접선이 개통했다. 모두 메타를 만났다.";
+        assert_eq!(heard_in(text, "Influenza"), Some("인플루엔자"));
+        assert_eq!(heard_in(text, "Namyangju"), Some("남양주"));
+        assert_eq!(heard_in(text, "Gyeongnam"), None);
+        // Too short to tell from 모두.
+        assert_eq!(heard_in(text, "Meta"), None);
     }
 
     #[test]
