@@ -532,7 +532,7 @@ impl Summarizer {
                 }
             }
         }
-        let mut gate = Gate::new(target, &licensed, &[]);
+        let mut gate = Gate::for_translation(target, &licensed);
         let _ = gate.push(&translation, &mut |_| {});
         gate.close(&mut |_| {});
         let summary = gate.finish(Method::Translated);
@@ -776,7 +776,8 @@ fn similarity(a: &str, b: &str) -> f64 {
 }
 
 /// Admits generated sentences one at a time as they complete: each must pass the checks and fit the
-/// limits; the first that does not ends the generation.
+/// limits; the first that does not ends the generation (a translation's refused sentence is only
+/// left out: its sentences stand each for one of the source's, so the next may still hold).
 struct Gate<'g> {
     lang: Lang,
     /// Whether the summary is in the article's language (then Korean stems are checked too).
@@ -793,6 +794,8 @@ struct Gate<'g> {
     chars: usize,
     rejected: Vec<Rejected>,
     closed: bool,
+    /// Leave a refused sentence out and go on, rather than stop.
+    skip_refused: bool,
 }
 
 impl<'g> Gate<'g> {
@@ -811,6 +814,15 @@ impl<'g> Gate<'g> {
             chars: 0,
             rejected: Vec::new(),
             closed: false,
+            skip_refused: false,
+        }
+    }
+
+    /// The gate for a translation, whose refused sentences are left out.
+    fn for_translation(lang: Lang, grounding: &'g Grounding) -> Self {
+        Self {
+            skip_refused: true,
+            ..Self::new(lang, grounding, &[])
         }
     }
 
@@ -912,7 +924,11 @@ impl<'g> Gate<'g> {
                     sentence: sentence.to_string(),
                     reason: v.to_string(),
                 });
-                ControlFlow::Break(())
+                if self.skip_refused {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
             }
         }
     }
@@ -1047,6 +1063,26 @@ mod tests {
             pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
+    }
+
+    #[test]
+    fn a_translation_leaves_out_a_refused_sentence_and_goes_on() {
+        let g = Grounding::new("Qualcomm met Amazon in 2026. Meta met Amazon too.");
+        let mut gate = Gate::for_translation(Lang::En, &g);
+        let mut seen = Vec::new();
+        let _ = gate.push(
+            "Qualcomm met Amazon in 2027. Meta met Amazon too. Qualcomm met Meta in 2026.",
+            &mut |s: &str| seen.push(s.to_string()),
+        );
+        gate.close(&mut |s: &str| seen.push(s.to_string()));
+        let s = gate.finish(Method::Translated);
+        assert_eq!(
+            s.sentences,
+            ["Meta met Amazon too.", "Qualcomm met Meta in 2026."]
+        );
+        assert_eq!(s.rejected.len(), 1);
+        assert!(s.rejected[0].reason.contains("2027"), "{:?}", s.rejected);
+        assert_eq!(seen, s.sentences);
     }
 
     #[test]
