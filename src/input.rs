@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Reads the article at `path` (`-` is standard input). Text that is not UTF-8 is an error naming the
-/// first bad byte, rather than a lossy guess that would shift every offset after it.
+/// Reads the article at `path` (`-` is standard input) and checks that it is text worth reading: see
+/// [`decode`].
 pub fn read_article(path: &Path) -> Result<String> {
     let mut bytes = Vec::new();
     if path == Path::new("-") {
@@ -15,15 +15,57 @@ pub fn read_article(path: &Path) -> Result<String> {
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("<stdin>", e))?;
     } else {
+        if path.is_dir() {
+            return Err(Error::Input(format!(
+                "{}: is a folder, not an article (`sift classify` walks folders)",
+                path.display()
+            )));
+        }
         bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     }
-    String::from_utf8(bytes).map_err(|e| {
+    decode(bytes, &path.display().to_string())
+}
+
+/// Turns the bytes of the article called `name` into text, or says why they are not an article.
+///
+/// A NUL byte marks a binary file (the test `grep` uses). Text that is not UTF-8 is an error naming the
+/// first bad byte, rather than a lossy guess that would shift every offset after it. A file with no
+/// text, or only whitespace, is an error too: in a batch of scraped pages it means the scrape failed,
+/// and an empty result would hide that.
+pub fn decode(bytes: Vec<u8>, name: &str) -> Result<String> {
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(Error::Input(format!(
+            "{name}: a binary file, not text (NUL byte at offset {at})"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
         Error::Input(format!(
-            "{}: not UTF-8 text (invalid byte at offset {})",
-            path.display(),
+            "{name}: not UTF-8 text (invalid byte at offset {}); convert it first, e.g. `iconv -f EUC-KR -t UTF-8`",
             e.utf8_error().valid_up_to()
         ))
-    })
+    })?;
+    check_text(&text, name)?;
+    Ok(text)
+}
+
+/// Refuses text that holds nothing to read: empty, only whitespace, or with NUL characters.
+pub fn check_text(text: &str, name: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        let what = if text.is_empty() {
+            "empty"
+        } else {
+            "only whitespace"
+        };
+        return Err(Error::Input(format!(
+            "{name}: {what}, no text to check"
+        )));
+    }
+    if let Some(at) = text.find('\0') {
+        return Err(Error::Input(format!(
+            "{name}: a binary file, not text (NUL byte at offset {at})"
+        )));
+    }
+    Ok(())
 }
 
 /// The files directly in `dir` whose extension is `ext`, sorted by name.
@@ -64,7 +106,10 @@ impl Source {
         match self {
             Source::File(p) => read_article(p),
             Source::Stdin => read_article(Path::new("-")),
-            Source::Inline { text, .. } => Ok(text.clone()),
+            Source::Inline { id, text } => {
+                check_text(text, id)?;
+                Ok(text.clone())
+            }
         }
     }
 }
