@@ -42,7 +42,7 @@ pub enum Error {
     #[error("{0}")]
     Device(String),
 
-    #[error("cannot read model {path}: {detail}; `sift models verify` checks the file against its manifest, `sift models fetch` replaces a damaged one")]
+    #[error("cannot read model {path}: {detail} (for a cached model, `sift models verify` finds a damaged file and `sift models fetch` replaces it)")]
     ModelFormat { path: PathBuf, detail: String },
 
     #[error("tokenizer: {0}")]
