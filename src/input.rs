@@ -28,11 +28,17 @@ pub fn read_article(path: &Path) -> Result<String> {
 
 /// Turns the bytes of the article called `name` into text, or says why they are not an article.
 ///
-/// A NUL byte marks a binary file (the test `grep` uses). Text that is not UTF-8 is an error naming the
+/// UTF-16 (told by its byte-order mark) is named as such; otherwise a NUL byte marks a binary file (the
+/// test `grep` uses). Text that is not UTF-8 is an error naming the
 /// first bad byte, rather than a lossy guess that would shift every offset after it. A file with no
 /// text, or only whitespace, is an error too: in a batch of scraped pages it means the scrape failed,
 /// and an empty result would hide that.
 pub fn decode(bytes: Vec<u8>, name: &str) -> Result<String> {
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Err(Error::Input(format!(
+            "{name}: UTF-16 text (it opens with a byte-order mark), not UTF-8; convert it first, e.g. `iconv -f UTF-16 -t UTF-8`"
+        )));
+    }
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return Err(Error::Input(format!(
             "{name}: a binary file, not text (NUL byte at offset {at})"
@@ -56,9 +62,7 @@ pub fn check_text(text: &str, name: &str) -> Result<()> {
         } else {
             "only whitespace"
         };
-        return Err(Error::Input(format!(
-            "{name}: {what}, no text to check"
-        )));
+        return Err(Error::Input(format!("{name}: {what}, no text to check")));
     }
     if let Some(at) = text.find('\0') {
         return Err(Error::Input(format!(
@@ -178,4 +182,22 @@ pub fn jsonl_sources(
             Ok(Source::Inline { id, text: rec.text })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_not_an_article_is_refused_by_name() {
+        let err = |b: &[u8]| decode(b.to_vec(), "f.txt").unwrap_err().to_string();
+        assert!(err(b"").contains("f.txt: empty"));
+        assert!(err(b" \n\t\r\n").contains("only whitespace"));
+        assert!(err(b"abc\0def").contains("binary file") && err(b"abc\0").contains("offset 3"));
+        let e = err(b"ok \xff");
+        assert!(e.contains("not UTF-8") && e.contains("offset 3"), "{e}");
+        assert!(err(&[0xff, 0xfe, b'a', 0]).contains("UTF-16"));
+        assert_eq!(decode("삼성 text\n".into(), "f").unwrap(), "삼성 text\n");
+        assert!(check_text("a\u{0}", "id").is_err() && check_text("a", "id").is_ok());
+    }
 }

@@ -133,7 +133,10 @@ mod tests {
             "\u{0}\n",
         ] {
             let f = file_name(name);
-            assert!(!f.contains('/') && !f.contains('\\') && !f.starts_with('.'), "{f}");
+            assert!(
+                !f.contains('/') && !f.contains('\\') && !f.starts_with('.'),
+                "{f}"
+            );
             assert_eq!(Path::new(&f).components().count(), 1, "{f}");
             assert!(f.len() < 255);
         }
@@ -147,11 +150,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = ResultDir::create(&dir.path().join("new")).unwrap();
         assert!(!out.is_complete("doc"));
-        out.write_error("doc", "{\"path\": \"doc\", \"error\": \"x\"}").unwrap();
+        out.write_error("doc", "{\"path\": \"doc\", \"error\": \"x\"}")
+            .unwrap();
         assert!(!out.is_complete("doc"));
         std::fs::write(out.path("doc"), "{\"path\": \"doc\", \"clean").unwrap();
         assert!(!out.is_complete("doc"), "a cut-off file is not complete");
-        out.write("doc", "{\"path\": \"doc\", \"clean_text\": \"\"}").unwrap();
+        out.write("doc", "{\"path\": \"doc\", \"clean_text\": \"\"}")
+            .unwrap();
         assert!(out.is_complete("doc"));
         assert!(!out.error_path("doc").exists());
         let names: Vec<_> = std::fs::read_dir(dir.path().join("new"))

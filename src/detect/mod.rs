@@ -117,11 +117,10 @@ impl<'a> Detector<'a> {
 
     /// Detects spam in several articles, batching their sentences through the encoder together.
     pub fn detect_many(&self, texts: &[&str]) -> Result<Vec<Detection>> {
-        let segmented: Vec<Vec<segment::Span>> =
-            texts
-                .iter()
-                .map(|t| segment::pieces(t, self.options.max_piece_chars))
-                .collect();
+        let segmented: Vec<Vec<segment::Span>> = texts
+            .iter()
+            .map(|t| segment::pieces(t, self.options.max_piece_chars))
+            .collect();
         let mut all: Vec<(usize, usize, &str)> = Vec::new();
         for (d, (text, sents)) in texts.iter().zip(&segmented).enumerate() {
             for (i, s) in sents.iter().enumerate() {

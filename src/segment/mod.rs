@@ -288,6 +288,10 @@ mod tests {
         let started = std::time::Instant::now();
         let n = sentences(&t).len();
         assert!(n >= 1);
-        assert!(started.elapsed().as_secs_f64() < 5.0, "{:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs_f64() < 5.0,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
