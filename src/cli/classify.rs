@@ -144,6 +144,8 @@ pub fn classify(g: &GlobalArgs, args: &ClassifyArgs) -> Result<Outcome> {
     };
     if skipped > 0 {
         eprintln!("sift: {skipped} input(s) already have a complete result; skipped");
+    } else if sources.is_empty() {
+        eprintln!("sift: warning: no files found in the paths given");
     }
     let stop = stop_flag();
     let device = g.device()?;
