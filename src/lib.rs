@@ -5,7 +5,8 @@
 //! [`model`] finds, verifies and loads weights; [`encode`] turns text
 //! into sentence vectors; [`detect`] labels sentences and finds injected spans; [`eval`] scores that
 //! against gold; [`generate`] runs the chat model; [`summarize`] writes the checked Korean and English
-//! summaries of the cleaned article (the main job). The `sift` binary is a thin layer over this library.
+//! summaries of the cleaned article (the main job); [`results`] writes a batch's results one file per
+//! input, atomically. The `sift` binary is a thin layer over this library.
 
 pub mod detect;
 pub mod device;
@@ -17,6 +18,7 @@ pub mod input;
 pub mod metrics;
 pub mod model;
 pub mod output;
+pub mod results;
 pub mod segment;
 pub mod summarize;
 

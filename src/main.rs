@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Ok(Status::SpamFound) => ExitCode::from(3),
+        Ok(Status::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("sift: error: {e}");
             ExitCode::from(1)
@@ -29,11 +30,12 @@ fn main() -> ExitCode {
 }
 
 /// How a command ended: 0 success, 1 failure (errors already reported), 3 spam found under
-/// `--fail-on-spam`. Usage errors exit with 2 (clap).
+/// `--fail-on-spam`, 130 stopped by Ctrl-C (finished results kept). Usage errors exit with 2 (clap).
 enum Status {
     Success,
     Failed,
     SpamFound,
+    Interrupted,
 }
 
 impl From<bool> for Status {
@@ -96,7 +98,9 @@ fn run(cli: &Cli) -> sift::Result<Status> {
         Some(Command::Clean { path }) => cli::classify::clean(g, path).map(Status::from),
         Some(Command::Classify(args)) => {
             let outcome = cli::classify::classify(g, args)?;
-            Ok(if outcome.failed > 0 {
+            Ok(if outcome.interrupted {
+                Status::Interrupted
+            } else if outcome.failed > 0 {
                 Status::Failed
             } else if args.fail_on_spam && outcome.with_spam > 0 {
                 Status::SpamFound

@@ -1,5 +1,7 @@
 //! Properties of segmentation and span cleaning on arbitrary text: offsets in bounds and on character
-//! boundaries, segments trimmed and in order, and clean text equal to the input minus the spans.
+//! boundaries, segments trimmed and in order, long segments cut into bounded pieces that lose no
+//! character, and clean text equal to the input minus the spans. `fuzz/` holds a `cargo fuzz` target
+//! for the same properties on arbitrary bytes.
 
 use proptest::prelude::*;
 use sift::detect::spans;
@@ -57,6 +59,23 @@ proptest! {
             prop_assert_eq!(piece, piece.trim());
             last = s.end;
         }
+    }
+
+    #[test]
+    fn pieces_are_bounded_and_lose_nothing(text in article(), max in 2usize..40) {
+        let mut last = 0;
+        let mut kept = String::new();
+        for p in sift::segment::pieces(&text, max) {
+            prop_assert!(p.start >= last && p.start < p.end && p.end <= text.len());
+            prop_assert!(text.is_char_boundary(p.start) && text.is_char_boundary(p.end));
+            let piece = &text[p.start..p.end];
+            prop_assert_eq!(piece, piece.trim());
+            prop_assert!(piece.chars().count() <= max);
+            kept.extend(piece.chars().filter(|c| !c.is_whitespace()));
+            last = p.end;
+        }
+        let all: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        prop_assert_eq!(kept, all);
     }
 
     #[test]

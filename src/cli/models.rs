@@ -122,7 +122,7 @@ pub fn fetch(store: &ModelStore, catalog: &Catalog, names: &[String]) -> Result<
                     return Err(Error::ModelCorrupt {
                         model: m.name.clone(),
                         path,
-                        detail,
+                        detail: sift::model::store::against(m, detail),
                     })
                 }
                 FileStatus::Missing => {}

@@ -40,23 +40,36 @@ pub fn run(
     let catalog = global.catalog()?;
     let device = global.device()?;
 
+    // The encoder first: an article with nothing left to summarize, or in another language, is
+    // refused before the 1 GB chat model is read.
     let t = Instant::now();
     let enc_manifest = catalog.for_role(Role::Encoder)?;
     let encoder = sift::model::load_encoder(&store, enc_manifest, &device)?;
-    let sum_manifest = catalog.for_role(Role::Summarizer)?;
-    let mut model = sift::model::load_summarizer(&store, sum_manifest, &device)?;
-    let summarizer = Summarizer::new(&model, prompts);
-    let load_s = t.elapsed().as_secs_f64();
-    eprintln!(
-        "sift: loaded {} and {} in {load_s:.2}s",
-        enc_manifest.name, sum_manifest.name
-    );
+    let mut load_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let detector = sift::detect::Detector::new(&encoder, global.head(&device)?);
     let detection = detector.detect(&text)?;
     let classify_s = t.elapsed().as_secs_f64();
     let name = article.display().to_string();
+    if detection.clean_text.trim().is_empty() {
+        return Err(sift::Error::Input(format!(
+            "{name}: all of it is spam ({} span(s)), nothing is left to summarize; `sift classify {name}` shows the spans",
+            detection.spans.len()
+        )));
+    }
+    sift::summarize::article_language(&detection.clean_text)
+        .map_err(|e| sift::Error::Input(format!("{name}: {e}")))?;
+
+    let t = Instant::now();
+    let sum_manifest = catalog.for_role(Role::Summarizer)?;
+    let mut model = sift::model::load_summarizer(&store, sum_manifest, &device)?;
+    let summarizer = Summarizer::new(&model, prompts);
+    load_s += t.elapsed().as_secs_f64();
+    eprintln!(
+        "sift: loaded {} and {} in {load_s:.2}s",
+        enc_manifest.name, sum_manifest.name
+    );
 
     let stream = format == Format::Text && std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout().lock();

@@ -70,6 +70,10 @@ pub struct DetectOptions {
     pub line_coverage: f32,
     /// Sentences per encoder batch (a GPU gets [`GPU_BATCH`]).
     pub batch_size: usize,
+    /// A sentence longer than this many characters is cut into pieces (at whitespace) that are judged
+    /// apart: e5 reads 512 tokens, a token covers at least one character, and what lies past the limit
+    /// would otherwise never be looked at.
+    pub max_piece_chars: usize,
 }
 
 impl Default for DetectOptions {
@@ -84,6 +88,7 @@ impl Default for DetectOptions {
             min_repeat_chars: 6,
             line_coverage: 0.4,
             batch_size: 16,
+            max_piece_chars: MAX_PIECE_CHARS,
         }
     }
 }
@@ -91,6 +96,9 @@ impl Default for DetectOptions {
 /// Sentences per encoder batch on a GPU: enough rows to keep its matrix units busy, while padding stays
 /// bounded because batches hold sentences of similar length.
 pub const GPU_BATCH: usize = 256;
+
+/// See [`DetectOptions::max_piece_chars`]; the summaries cut the article the same way.
+pub const MAX_PIECE_CHARS: usize = 400;
 
 pub struct Detector<'a> {
     encoder: &'a Encoder,
@@ -117,8 +125,10 @@ impl<'a> Detector<'a> {
 
     /// Detects spam in several articles, batching their sentences through the encoder together.
     pub fn detect_many(&self, texts: &[&str]) -> Result<Vec<Detection>> {
-        let segmented: Vec<Vec<segment::Span>> =
-            texts.iter().map(|t| segment::sentences(t)).collect();
+        let segmented: Vec<Vec<segment::Span>> = texts
+            .iter()
+            .map(|t| segment::pieces(t, self.options.max_piece_chars))
+            .collect();
         let mut all: Vec<(usize, usize, &str)> = Vec::new();
         for (d, (text, sents)) in texts.iter().zip(&segmented).enumerate() {
             for (i, s) in sents.iter().enumerate() {

