@@ -1,0 +1,206 @@
+//! AVX-512 (BW + VNNI) bodies of the quantized products: one weight row against up to
+//! [`MAX_ROWS`] activation rows, over all of the row's blocks. Each weight block is unpacked once
+//! (nibbles or 6-bit values into bytes, sub-scales spread over 16-bit lanes) and used for every
+//! activation row. Per block and row: `vpmaddubsw` (u8 weights x i8 activations, adjacent pairs
+//! summed to i16, no saturation: |pair| <= 63 * 127 * 2) then `vpdpwssd` with the sub-scales, so
+//! the whole block sums in one i32 vector, converted to f32 once per block.
+
+use core::arch::x86_64::*;
+
+use super::{ActBlock, Q4K_BYTES, Q6K_BYTES};
+
+/// Activation rows per pass over a weight row.
+pub const MAX_ROWS: usize = 8;
+
+/// Dot products of the Q4_K weight row `w` (`kb` blocks) with `rows` activation rows of `a`.
+pub fn q4k_rows(w: &[u8], kb: usize, a: &[ActBlock], rows: usize, sums: &mut [f32; MAX_ROWS]) {
+    debug_assert!(w.len() >= kb * Q4K_BYTES && a.len() >= rows * kb);
+    // SAFETY: `super::available()` (checked before any product) found the features; the slices
+    // hold the blocks read.
+    unsafe {
+        match rows {
+            1 => q4k::<1>(w, kb, a, sums),
+            2 => q4k::<2>(w, kb, a, sums),
+            3 => q4k::<3>(w, kb, a, sums),
+            4 => q4k::<4>(w, kb, a, sums),
+            5 => q4k::<5>(w, kb, a, sums),
+            6 => q4k::<6>(w, kb, a, sums),
+            7 => q4k::<7>(w, kb, a, sums),
+            _ => q4k::<8>(w, kb, a, sums),
+        }
+    }
+}
+
+/// Dot products of the Q6_K weight row `w` (`kb` blocks) with `rows` activation rows of `a`.
+pub fn q6k_rows(w: &[u8], kb: usize, a: &[ActBlock], rows: usize, sums: &mut [f32; MAX_ROWS]) {
+    debug_assert!(w.len() >= kb * Q6K_BYTES && a.len() >= rows * kb);
+    // SAFETY: as in `q4k_rows`.
+    unsafe {
+        match rows {
+            1 => q6k::<1>(w, kb, a, sums),
+            2 => q6k::<2>(w, kb, a, sums),
+            3 => q6k::<3>(w, kb, a, sums),
+            4 => q6k::<4>(w, kb, a, sums),
+            5 => q6k::<5>(w, kb, a, sums),
+            6 => q6k::<6>(w, kb, a, sums),
+            7 => q6k::<7>(w, kb, a, sums),
+            _ => q6k::<8>(w, kb, a, sums),
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    half::f16::from_bits(std::ptr::read_unaligned(p as *const u16)).to_f32()
+}
+
+/// Index vector for `vpermw`: 16-bit lanes 0..16 take element `a`, lanes 16..32 element `b`.
+#[inline(always)]
+unsafe fn two_halves(a: i16, b: i16) -> __m512i {
+    _mm512_mask_blend_epi16(0xFFFF_0000, _mm512_set1_epi16(a), _mm512_set1_epi16(b))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f32; MAX_ROWS]) {
+    let mask = _mm512_set1_epi8(0x0F);
+    // Activation chunk order 0,2,1,3,4,6,5,7: vector k holds sub-blocks (IDX[k].0, IDX[k].1).
+    let idx = [
+        two_halves(0, 2),
+        two_halves(1, 3),
+        two_halves(4, 6),
+        two_halves(5, 7),
+    ];
+    let mut acc = [_mm512_setzero_ps(); R];
+    for b in 0..kb {
+        let blk = w.as_ptr().add(b * Q4K_BYTES);
+        let d = f16_at(blk);
+        let dmin = f16_at(blk.add(2));
+        // ggml's unpacking of the 6-bit scales and mins into 8 bytes each.
+        let s = blk.add(4);
+        let u0 = std::ptr::read_unaligned(s as *const u32);
+        let u1 = std::ptr::read_unaligned(s.add(4) as *const u32);
+        let u2 = std::ptr::read_unaligned(s.add(8) as *const u32);
+        const K1: u32 = 0x3f3f_3f3f;
+        const K2: u32 = 0x0f0f_0f0f;
+        const K3: u32 = 0x0303_0303;
+        let m1 = ((u2 >> 4) & K2) | (((u1 >> 6) & K3) << 4);
+        let m0 = u1 & K1;
+        let s1 = (u2 & K2) | (((u0 >> 6) & K3) << 4);
+        let s0 = u0 & K1;
+        let scales = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(
+            (s0 as u64 | (s1 as u64) << 32) as i64,
+        ));
+        let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(
+            (m0 as u64 | (m1 as u64) << 32) as i64,
+        ));
+        let scales = _mm512_castsi128_si512(scales);
+        let sv = [
+            _mm512_permutexvar_epi16(idx[0], scales),
+            _mm512_permutexvar_epi16(idx[1], scales),
+            _mm512_permutexvar_epi16(idx[2], scales),
+            _mm512_permutexvar_epi16(idx[3], scales),
+        ];
+        let q0 = _mm512_loadu_si512(blk.add(16) as *const _);
+        let q1 = _mm512_loadu_si512(blk.add(80) as *const _);
+        let wv = [
+            _mm512_and_si512(q0, mask),
+            _mm512_and_si512(_mm512_srli_epi16(q0, 4), mask),
+            _mm512_and_si512(q1, mask),
+            _mm512_and_si512(_mm512_srli_epi16(q1, 4), mask),
+        ];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let act = &*a.as_ptr().add(r * kb + b);
+            let ap = act.qs.as_ptr();
+            let mut isum = _mm512_setzero_si512();
+            for k in 0..4 {
+                let av = _mm512_load_si512(ap.add(64 * k) as *const _);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(wv[k], av), sv[k]);
+            }
+            let imin = _mm_madd_epi16(mins, _mm_loadu_si128(act.bs32.as_ptr() as *const _));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * act.d), *acc);
+            *acc = _mm512_fnmadd_ps(
+                _mm512_cvtepi32_ps(_mm512_zextsi128_si512(imin)),
+                _mm512_set1_ps(dmin * act.d),
+                *acc,
+            );
+        }
+    }
+    for r in 0..R {
+        sums[r] = _mm512_reduce_add_ps(acc[r]);
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f32; MAX_ROWS]) {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let m2 = _mm512_set1_epi8(0x03);
+    // 16-bit lane j of the vector for values 64h .. 64h + 64 covers values 64h + 2j, 2j + 1: scale
+    // 4h + j / 8.
+    let idx = [
+        _mm512_set_epi16(
+            3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,
+            0, 0, 0,
+        ),
+        _mm512_set_epi16(
+            7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4,
+            4, 4, 4,
+        ),
+        _mm512_set_epi16(
+            11, 11, 11, 11, 11, 11, 11, 11, 10, 10, 10, 10, 10, 10, 10, 10, 9, 9, 9, 9, 9, 9, 9, 9,
+            8, 8, 8, 8, 8, 8, 8, 8,
+        ),
+        _mm512_set_epi16(
+            15, 15, 15, 15, 15, 15, 15, 15, 14, 14, 14, 14, 14, 14, 14, 14, 13, 13, 13, 13, 13, 13,
+            13, 13, 12, 12, 12, 12, 12, 12, 12, 12,
+        ),
+    ];
+    let mut acc = [_mm512_setzero_ps(); R];
+    for b in 0..kb {
+        let blk = w.as_ptr().add(b * Q6K_BYTES);
+        let d = f16_at(blk.add(208));
+        let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(192) as *const _));
+        let sc512 = _mm512_castsi256_si512(sc);
+        let sv = [
+            _mm512_permutexvar_epi16(idx[0], sc512),
+            _mm512_permutexvar_epi16(idx[1], sc512),
+            _mm512_permutexvar_epi16(idx[2], sc512),
+            _mm512_permutexvar_epi16(idx[3], sc512),
+        ];
+        let mut wv = [_mm512_setzero_si512(); 4];
+        for h in 0..2 {
+            let ql = _mm512_loadu_si512(blk.add(64 * h) as *const _);
+            let qh = _mm256_loadu_si256(blk.add(128 + 32 * h) as *const _);
+            // Bytes 0..32 pair with ql[l] (values l), bytes 32..64 with ql[l + 32] (values l + 32).
+            let qh01 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+            let qh23 = _mm512_srli_epi16(qh01, 4);
+            let lo = _mm512_or_si512(
+                _mm512_and_si512(ql, m4),
+                _mm512_slli_epi16(_mm512_and_si512(qh01, m2), 4),
+            );
+            let hi = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                _mm512_slli_epi16(_mm512_and_si512(qh23, m2), 4),
+            );
+            wv[2 * h] = lo;
+            wv[2 * h + 1] = hi;
+        }
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let act = &*a.as_ptr().add(r * kb + b);
+            let ap = act.qs.as_ptr();
+            // The values are stored +32: subtract 32 * sum(scale * activation sum per 16).
+            let off = _mm256_madd_epi16(sc, _mm256_load_si256(act.bs16.as_ptr() as *const _));
+            let mut isum = _mm512_zextsi256_si512(_mm256_sub_epi32(
+                _mm256_setzero_si256(),
+                _mm256_slli_epi32(off, 5),
+            ));
+            for k in 0..4 {
+                let av = _mm512_load_si512(ap.add(64 * k) as *const _);
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(wv[k], av), sv[k]);
+            }
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * act.d), *acc);
+        }
+    }
+    for r in 0..R {
+        sums[r] = _mm512_reduce_add_ps(acc[r]);
+    }
+}
