@@ -90,9 +90,14 @@ unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
         let scales = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(
             (s0 as u64 | (s1 as u64) << 32) as i64,
         ));
-        let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(
-            (m0 as u64 | (m1 as u64) << 32) as i64,
+        // dmin * minimum per sub-block, in lanes 0..8 (lanes 8..16 zero).
+        let mins = _mm512_zextps256_ps512(_mm256_mul_ps(
+            _mm256_set1_ps(dmin),
+            _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
+                (m0 as u64 | (m1 as u64) << 32) as i64,
+            ))),
         ));
+        let dv = _mm512_set1_ps(d);
         let scales = _mm512_castsi128_si512(scales);
         let sv = [
             _mm512_permutexvar_epi16(idx[0], scales),
@@ -116,13 +121,10 @@ unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
                 let av = _mm512_load_si512(ap.add(64 * k) as *const _);
                 isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(wv[k], av), sv[k]);
             }
-            let imin = _mm_madd_epi16(mins, _mm_loadu_si128(act.bs32.as_ptr() as *const _));
-            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * act.d), *acc);
-            *acc = _mm512_fnmadd_ps(
-                _mm512_cvtepi32_ps(_mm512_zextsi128_si512(imin)),
-                _mm512_set1_ps(dmin * act.d),
-                *acc,
-            );
+            let scale = _mm512_mul_ps(dv, _mm512_set1_ps(act.d));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
+            let dbs = _mm512_zextps256_ps512(_mm256_load_ps(act.dbs32.as_ptr()));
+            *acc = _mm512_fnmadd_ps(mins, dbs, *acc);
         }
     }
     for r in 0..R {
@@ -158,6 +160,7 @@ unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
     for b in 0..kb {
         let blk = w.as_ptr().add(b * Q6K_BYTES);
         let d = f16_at(blk.add(208));
+        let dv = _mm512_set1_ps(d);
         let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(192) as *const _));
         let sc512 = _mm512_castsi256_si512(sc);
         let sv = [
@@ -197,7 +200,8 @@ unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
                 let av = _mm512_load_si512(ap.add(64 * k) as *const _);
                 isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(wv[k], av), sv[k]);
             }
-            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d * act.d), *acc);
+            let scale = _mm512_mul_ps(dv, _mm512_set1_ps(act.d));
+            *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
         }
     }
     for r in 0..R {

@@ -34,26 +34,24 @@ pub const Q4K_BYTES: usize = 144;
 pub const Q6K_BYTES: usize = 210;
 
 /// One block of 256 activations quantized to 8 bits: `x ~ d * qs`, with the sums of `qs` over
-/// each 16 and each 32 values (the Q4_K minimums and the Q6_K offset of 32 are applied through
-/// them). For Q4_K weights `qs` is stored in the order the weights' nibbles come out of a 64-byte
-/// load (see [`Kind::Q4K`]).
+/// each 16 values (the Q6_K offset of 32 is applied through them) and `d` times the sums over each
+/// 32 (the Q4_K minimums). For Q4_K weights `qs` is stored in the order the weights' nibbles come
+/// out of a 64-byte load (see [`Kind::Q4K`]).
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
 pub struct ActBlock {
     pub qs: [i8; QK],
     pub bs16: [i16; 16],
-    pub bs32: [i16; 8],
+    pub dbs32: [f32; 8],
     pub d: f32,
-    _pad: [u8; 12],
 }
 
 impl ActBlock {
     const ZERO: Self = Self {
         qs: [0; QK],
         bs16: [0; 16],
-        bs32: [0; 8],
+        dbs32: [0.0; 8],
         d: 0.0,
-        _pad: [0; 12],
     };
 }
 
@@ -144,10 +142,10 @@ fn quantize_block(x: &[f32], blk: &mut ActBlock, kind: Kind) {
     for j in 0..16 {
         blk.bs16[j] = q[j * 16..j * 16 + 16].iter().map(|&v| v as i16).sum();
     }
-    for j in 0..8 {
-        blk.bs32[j] = blk.bs16[2 * j] + blk.bs16[2 * j + 1];
-    }
     blk.d = 1.0 / iscale;
+    for j in 0..8 {
+        blk.dbs32[j] = blk.d * (blk.bs16[2 * j] as i32 + blk.bs16[2 * j + 1] as i32) as f32;
+    }
     match kind {
         Kind::Q6K => blk.qs = q,
         Kind::Q4K => {
@@ -255,8 +253,16 @@ unsafe fn tile(
     }
 }
 
+/// Up to this many activation rows go through the fast kernels; larger batches (prefill) through
+/// candle's repacked tiles, which multiply a batch about twice as fast as blocks in GGUF order
+/// (`examples/kernel_bench.rs`, one thread: 8 rows 0.82x candle's time, 16 rows 1.11x, 64 rows
+/// 1.45x) but read a third more bytes per row, so for one row (decode) the GGUF blocks win
+/// (about 0.5x candle's time).
+pub const FAST_MAX_ROWS: usize = 12;
+
 /// A linear layer without bias on quantized weights: the fast kernels for Q4_K and Q6_K on CPUs
-/// that have them, candle's `QMatMul` otherwise (other types, other devices, other CPUs).
+/// that have them and batches of up to [`FAST_MAX_ROWS`] rows, candle's `QMatMul` otherwise
+/// (larger batches, other types, other devices, other CPUs).
 pub struct QLinear {
     fast: Option<(Kind, usize, usize)>,
     weight: Arc<QTensor>,
@@ -299,6 +305,9 @@ impl QLinear {
             return self.fallback.forward(x);
         }
         let m = x.elem_count() / k;
+        if m > FAST_MAX_ROWS || m == 0 {
+            return self.fallback.forward(x);
+        }
         let x = x.contiguous()?;
         let acts = {
             let (storage, layout) = x.storage_and_layout();
