@@ -10,7 +10,7 @@
 use std::io::{Read, Seek};
 
 use candle_core::quantized::{gguf_file, QTensor};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -256,15 +256,50 @@ impl Layer {
     }
 }
 
+/// Prompts longer than this run through the layers this many positions at a time. Every chunk
+/// attends to the cache of the ones before, so the result is the same; but the per-layer tensors
+/// (attention scores above all: 12 heads x chunk x context floats) stay small enough for the
+/// allocator to reuse instead of mapping fresh zeroed pages each layer, and a chunk skips the keys
+/// after its own last position (half the attention products over a long prompt).
+const PREFILL_CHUNK: usize = 256;
+
+impl Qwen2 {
+    /// [`Self::hidden`] in chunks of [`PREFILL_CHUNK`] positions; `last_only` keeps only the last
+    /// position's hidden state.
+    fn hidden_chunked(&mut self, input: &Tensor, pos: usize, last_only: bool) -> Result<Tensor> {
+        let (_, n) = input.dims2()?;
+        let chunk = std::env::var("SIFT_PREFILL_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(PREFILL_CHUNK);
+        let mut outs = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = chunk.min(n - start);
+            let h = self.hidden(&input.narrow(1, start, len)?, pos + start)?;
+            start += len;
+            if !last_only {
+                outs.push(h);
+            } else if start == n {
+                outs.push(h.narrow(0, len - 1, 1)?);
+            }
+        }
+        if outs.len() == 1 {
+            Ok(outs.pop().expect("one chunk"))
+        } else {
+            Tensor::cat(&outs, 0)
+        }
+    }
+}
+
 impl CausalLm for Qwen2 {
     fn forward(&mut self, input: &Tensor, pos: usize) -> Result<Tensor> {
-        let h = self.hidden(input, pos)?;
-        let last = h.i(h.dim(0)? - 1)?.unsqueeze(0)?;
+        let last = self.hidden_chunked(input, pos, true)?;
         self.output.forward(&last)
     }
 
     fn forward_all(&mut self, input: &Tensor, pos: usize) -> Result<Option<Tensor>> {
-        let h = self.hidden(input, pos)?;
+        let h = self.hidden_chunked(input, pos, false)?;
         Ok(Some(self.output.forward(&h)?))
     }
 
