@@ -24,7 +24,10 @@ fn main() {
     );
     let mut file = std::fs::File::open(&path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
-    println!("rows {rows}, reps {reps}, threads {}", rayon::current_num_threads());
+    println!(
+        "rows {rows}, reps {reps}, threads {}",
+        rayon::current_num_threads()
+    );
     let (mut tc, mut tf) = (0.0, 0.0);
     for name in [
         "blk.0.attn_q.weight",
@@ -41,8 +44,8 @@ fn main() {
         let dtype = w.dtype();
         let (n, k) = w.shape().dims2().unwrap();
         let fast = QLinear::new(w).unwrap();
-        let cand = QMatMul::from_qtensor(content.tensor(&mut file, name, &Device::Cpu).unwrap())
-            .unwrap();
+        let cand =
+            QMatMul::from_qtensor(content.tensor(&mut file, name, &Device::Cpu).unwrap()).unwrap();
         let x = Tensor::randn(0f32, 1.0, (rows, k), &Device::Cpu).unwrap();
         // Warm up (candle repacks on first use).
         cand.forward(&x).unwrap();
@@ -69,5 +72,10 @@ fn main() {
             (rows * n * k) as f64 / b / 1e9
         );
     }
-    println!("total: candle {:.3} ms, fast {:.3} ms, ratio {:.2}", tc * 1e3, tf * 1e3, tf / tc);
+    println!(
+        "total: candle {:.3} ms, fast {:.3} ms, ratio {:.2}",
+        tc * 1e3,
+        tf * 1e3,
+        tf / tc
+    );
 }

@@ -31,7 +31,10 @@ impl Embed {
         use candle_core::quantized::GgmlDType;
         match (table.dtype(), device) {
             (GgmlDType::Q4K | GgmlDType::Q6K, Device::Cpu) => Ok(Self::Quantized(table)),
-            _ => Ok(Self::Dense(Embedding::new(table.dequantize(device)?, hidden))),
+            _ => Ok(Self::Dense(Embedding::new(
+                table.dequantize(device)?,
+                hidden,
+            ))),
         }
     }
 

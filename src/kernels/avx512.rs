@@ -87,9 +87,7 @@ unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
         let m0 = u1 & K1;
         let s1 = (u2 & K2) | (((u0 >> 6) & K3) << 4);
         let s0 = u0 & K1;
-        let scales = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(
-            (s0 as u64 | (s1 as u64) << 32) as i64,
-        ));
+        let scales = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((s0 as u64 | (s1 as u64) << 32) as i64));
         // dmin * minimum per sub-block, in lanes 0..8 (lanes 8..16 zero).
         let mins = _mm512_zextps256_ps512(_mm256_mul_ps(
             _mm256_set1_ps(dmin),
@@ -206,5 +204,215 @@ unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
     }
     for r in 0..R {
         sums[r] = _mm512_reduce_add_ps(acc[r]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches (prefill): tokens in the vector lanes. 16 activation rows are interleaved by groups of 4
+// values ("panels"), a weight row's block is unpacked once into bytes with float sub-scales, and
+// one `vpdpbusd` multiplies 4 weight values (broadcast) with the same 4 positions of 16 tokens.
+// The sub-block scale is then one scalar per 16 lanes, applied after 32 (Q4_K) or 16 (Q6_K)
+// values; the Q4_K minimums and the Q6_K offset go through the activations' per-token sums.
+// ---------------------------------------------------------------------------------------------
+
+/// Tokens per panel (the 16 f32 / i32 lanes of a vector).
+pub const PANEL: usize = 16;
+
+/// One block (256 positions) of 16 tokens' activations.
+#[repr(C, align(64))]
+pub struct PanelBlock {
+    /// `[group of 4 positions][token][4]`.
+    pub qs: [[i8; 64]; 64],
+    /// Each token's scale.
+    pub d: [f32; PANEL],
+    /// `d * sum(q)` over each 32 positions (Q4_K minimums), per token.
+    pub dbs32: [[f32; PANEL]; 8],
+    /// `-32 * sum(q)` over each 16 positions (the Q6_K offset), per token.
+    pub nbs16: [[i32; PANEL]; 16],
+}
+
+/// One weight row's block, unpacked.
+#[repr(C, align(64))]
+pub struct WeightBlock {
+    /// The values as unsigned bytes, natural order (Q4_K 0..16, Q6_K 0..64).
+    pub q: [u8; 256],
+    /// `d * scale` per sub-block (8 of 32 for Q4_K, 16 of 16 for Q6_K).
+    pub sc: [f32; 16],
+    /// `dmin * min` per sub-block (Q4_K).
+    pub mn: [f32; 8],
+}
+
+/// Fills `p` from up to 16 activation blocks in natural order (missing tokens stay zero).
+pub fn fill_panel(p: &mut PanelBlock, acts: &[&ActBlock]) {
+    for (t, a) in acts.iter().enumerate() {
+        for g in 0..64 {
+            p.qs[g][4 * t..4 * t + 4].copy_from_slice(&a.qs[4 * g..4 * g + 4]);
+        }
+        p.d[t] = a.d;
+        for j in 0..8 {
+            p.dbs32[j][t] = a.dbs32[j];
+        }
+        for j in 0..16 {
+            p.nbs16[j][t] = -32 * a.bs16[j] as i32;
+        }
+    }
+}
+
+/// Unpacks a Q4_K block.
+///
+/// # Safety
+/// The CPU has AVX-512 F and BW; `blk` holds a whole block.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn unpack_q4k(blk: &[u8], w: &mut WeightBlock) {
+    debug_assert!(blk.len() >= Q4K_BYTES);
+    let d = half::f16::from_le_bytes([blk[0], blk[1]]).to_f32();
+    let dmin = half::f16::from_le_bytes([blk[2], blk[3]]).to_f32();
+    let (sc, mn) = super::q4k_scales(&blk[4..16]);
+    for j in 0..8 {
+        w.sc[j] = d * sc[j] as f32;
+        w.mn[j] = dmin * mn[j] as f32;
+    }
+    let mask = _mm256_set1_epi8(0x0F);
+    for j in 0..4 {
+        let v = _mm256_loadu_si256(blk.as_ptr().add(16 + 32 * j) as *const _);
+        let q = w.q.as_mut_ptr().add(64 * j);
+        _mm256_storeu_si256(q as *mut _, _mm256_and_si256(v, mask));
+        _mm256_storeu_si256(
+            q.add(32) as *mut _,
+            _mm256_and_si256(_mm256_srli_epi16(v, 4), mask),
+        );
+    }
+}
+
+/// Unpacks a Q6_K block.
+///
+/// # Safety
+/// The CPU has AVX-512 F and BW; `blk` holds a whole block.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn unpack_q6k(blk: &[u8], w: &mut WeightBlock) {
+    debug_assert!(blk.len() >= Q6K_BYTES);
+    let d = half::f16::from_le_bytes([blk[208], blk[209]]).to_f32();
+    for j in 0..16 {
+        w.sc[j] = d * (blk[192 + j] as i8) as f32;
+    }
+    let m4 = _mm512_set1_epi8(0x0F);
+    let m2 = _mm512_set1_epi8(0x03);
+    for h in 0..2 {
+        let ql = _mm512_loadu_si512(blk.as_ptr().add(64 * h) as *const _);
+        let qh = _mm256_loadu_si256(blk.as_ptr().add(128 + 32 * h) as *const _);
+        let qh01 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        let qh23 = _mm512_srli_epi16(qh01, 4);
+        let lo = _mm512_or_si512(
+            _mm512_and_si512(ql, m4),
+            _mm512_slli_epi16(_mm512_and_si512(qh01, m2), 4),
+        );
+        let hi = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+            _mm512_slli_epi16(_mm512_and_si512(qh23, m2), 4),
+        );
+        _mm512_storeu_si512(w.q.as_mut_ptr().add(128 * h) as *mut _, lo);
+        _mm512_storeu_si512(w.q.as_mut_ptr().add(128 * h + 64) as *mut _, hi);
+    }
+}
+
+#[inline(always)]
+unsafe fn bcast_w(w: &WeightBlock, at: usize) -> __m512i {
+    _mm512_set1_epi32(std::ptr::read_unaligned(w.q.as_ptr().add(at) as *const i32))
+}
+
+/// Two weight rows (`w0`, `w1`: `kb` unpacked blocks each) against two panels (`p0`, `p1`: `kb`
+/// blocks each): `out[x][y]` = the 16 tokens of panel y times weight row x.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VNNI; the slices hold `kb` blocks.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn panel_2x2(
+    q4k: bool,
+    w: [&[WeightBlock]; 2],
+    p: [&[PanelBlock]; 2],
+    kb: usize,
+    out: &mut [[[f32; PANEL]; 2]; 2],
+) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; 2];
+    for b in 0..kb {
+        let (w0, w1) = (&w[0][b], &w[1][b]);
+        let (p0, p1) = (&p[0][b], &p[1][b]);
+        let mut accb = [[_mm512_setzero_ps(); 2]; 2];
+        if q4k {
+            for j in 0..8 {
+                let mut is = [[_mm512_setzero_si512(); 2]; 2];
+                for g in 8 * j..8 * j + 8 {
+                    let a0 = _mm512_load_si512(p0.qs[g].as_ptr() as *const _);
+                    let a1 = _mm512_load_si512(p1.qs[g].as_ptr() as *const _);
+                    let b0 = bcast_w(w0, 4 * g);
+                    let b1 = bcast_w(w1, 4 * g);
+                    is[0][0] = _mm512_dpbusd_epi32(is[0][0], b0, a0);
+                    is[0][1] = _mm512_dpbusd_epi32(is[0][1], b0, a1);
+                    is[1][0] = _mm512_dpbusd_epi32(is[1][0], b1, a0);
+                    is[1][1] = _mm512_dpbusd_epi32(is[1][1], b1, a1);
+                }
+                let s = [_mm512_set1_ps(w0.sc[j]), _mm512_set1_ps(w1.sc[j])];
+                for x in 0..2 {
+                    for y in 0..2 {
+                        accb[x][y] =
+                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[x][y]), s[x], accb[x][y]);
+                    }
+                }
+            }
+            let d = [_mm512_load_ps(p0.d.as_ptr()), _mm512_load_ps(p1.d.as_ptr())];
+            for x in 0..2 {
+                for y in 0..2 {
+                    acc[x][y] = _mm512_fmadd_ps(accb[x][y], d[y], acc[x][y]);
+                }
+            }
+            for j in 0..8 {
+                let m = [_mm512_set1_ps(w0.mn[j]), _mm512_set1_ps(w1.mn[j])];
+                let s = [
+                    _mm512_load_ps(p0.dbs32[j].as_ptr()),
+                    _mm512_load_ps(p1.dbs32[j].as_ptr()),
+                ];
+                for x in 0..2 {
+                    for y in 0..2 {
+                        acc[x][y] = _mm512_fnmadd_ps(m[x], s[y], acc[x][y]);
+                    }
+                }
+            }
+        } else {
+            for j in 0..16 {
+                let o = [
+                    _mm512_load_si512(p0.nbs16[j].as_ptr() as *const _),
+                    _mm512_load_si512(p1.nbs16[j].as_ptr() as *const _),
+                ];
+                let mut is = [[o[0], o[1]], [o[0], o[1]]];
+                for g in 4 * j..4 * j + 4 {
+                    let a0 = _mm512_load_si512(p0.qs[g].as_ptr() as *const _);
+                    let a1 = _mm512_load_si512(p1.qs[g].as_ptr() as *const _);
+                    let b0 = bcast_w(w0, 4 * g);
+                    let b1 = bcast_w(w1, 4 * g);
+                    is[0][0] = _mm512_dpbusd_epi32(is[0][0], b0, a0);
+                    is[0][1] = _mm512_dpbusd_epi32(is[0][1], b0, a1);
+                    is[1][0] = _mm512_dpbusd_epi32(is[1][0], b1, a0);
+                    is[1][1] = _mm512_dpbusd_epi32(is[1][1], b1, a1);
+                }
+                let s = [_mm512_set1_ps(w0.sc[j]), _mm512_set1_ps(w1.sc[j])];
+                for x in 0..2 {
+                    for y in 0..2 {
+                        accb[x][y] =
+                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[x][y]), s[x], accb[x][y]);
+                    }
+                }
+            }
+            let d = [_mm512_load_ps(p0.d.as_ptr()), _mm512_load_ps(p1.d.as_ptr())];
+            for x in 0..2 {
+                for y in 0..2 {
+                    acc[x][y] = _mm512_fmadd_ps(accb[x][y], d[y], acc[x][y]);
+                }
+            }
+        }
+    }
+    for x in 0..2 {
+        for y in 0..2 {
+            _mm512_storeu_ps(out[x][y].as_mut_ptr(), acc[x][y]);
+        }
     }
 }

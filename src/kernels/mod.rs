@@ -8,9 +8,12 @@
 //! the activations are quantized once per product to 8 bits per value with one scale per 256 (as
 //! candle's and llama.cpp's Q8_K), and the dot products run as int8 x uint8 multiply-adds
 //! (`vpmaddubsw`) whose 16-bit pairs are scaled by the blocks' sub-scales and summed in 32 bits
-//! (AVX-512 VNNI `vpdpwssd`). A batch of activation rows is multiplied in tiles (up to 8 rows
-//! against one weight row at a time), so each weight block unpacked is used for 8 tokens, and the
-//! output columns are split across the rayon pool's threads.
+//! (AVX-512 VNNI `vpdpwssd`), up to 8 activation rows against one weight row at a time
+//! ([`matmul_blocks`]: decode and guess checks). Larger batches (prefill) put 16 tokens in the
+//! vector lanes instead ([`matmul_panels`]): a block of a weight row is unpacked once into bytes
+//! and float sub-scales, and one `vpdpbusd` multiplies 4 of its values (broadcast) with the same
+//! 4 positions of 16 tokens, 2 weight rows x 32 tokens per pass. Either way the output columns are
+//! split across the rayon pool's threads, and nothing is kept beside the GGUF blocks.
 //!
 //! Dispatch is at run time (`is_x86_feature_detected!`): without AVX-512 BW + VNNI, or for a weight
 //! type other than Q4_K and Q6_K, [`QLinear`] falls back to candle's `QMatMul`. The arithmetic is
@@ -184,7 +187,9 @@ pub fn matmul_blocks(
     let cols = if m == 1 {
         n.div_ceil(threads * 4).max(16)
     } else {
-        (256 * 1024 / row_bytes).clamp(8, 64).min(n.div_ceil(threads * 2).max(8))
+        (256 * 1024 / row_bytes)
+            .clamp(8, 64)
+            .min(n.div_ceil(threads * 2).max(8))
     };
     let tasks = n.div_ceil(cols);
     let run = |t: usize| {
@@ -198,6 +203,101 @@ pub fn matmul_blocks(
     } else {
         (0..tasks).into_par_iter().for_each(run);
     }
+}
+
+/// A vector of `len` all-zero values of a plain-number type.
+///
+/// # Safety
+/// All-zero bytes must be a valid `T`.
+unsafe fn zeroed_vec<T>(len: usize) -> Vec<T> {
+    let mut v = Vec::<T>::with_capacity(len);
+    std::ptr::write_bytes(v.as_mut_ptr(), 0, len);
+    v.set_len(len);
+    v
+}
+
+/// [`matmul_blocks`] for batches: tokens in the vector lanes (see `avx512::panel_2x2`). `acts`
+/// must be quantized in natural order ([`Kind::Q6K`]'s) whatever the weight type.
+#[cfg(target_arch = "x86_64")]
+pub fn matmul_panels(
+    kind: Kind,
+    w: &[u8],
+    n: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    out: &mut [f32],
+) {
+    use avx512::{PanelBlock, WeightBlock, PANEL};
+    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    let bb = kind.block_bytes();
+    assert!(w.len() >= n * kb * bb && acts.len() >= m * kb && out.len() >= m * n);
+    // Panels of 16 tokens, an even number of them (the last ones padded with zeros).
+    let np = m.div_ceil(PANEL).next_multiple_of(2);
+    // SAFETY: panel blocks are plain numbers.
+    let mut panels: Vec<PanelBlock> = unsafe { zeroed_vec(np * kb) };
+    panels
+        .par_chunks_mut(kb)
+        .enumerate()
+        .for_each(|(p, blocks)| {
+            for (b, pb) in blocks.iter_mut().enumerate() {
+                let rows: Vec<&ActBlock> = (p * PANEL..m.min(p * PANEL + PANEL))
+                    .map(|r| &acts[r * kb + b])
+                    .collect();
+                avx512::fill_panel(pb, &rows);
+            }
+        });
+    const ROWS: usize = 32;
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    let panels = &panels;
+    (0..n.div_ceil(ROWS)).into_par_iter().for_each(|task| {
+        let c0 = task * ROWS;
+        let c1 = n.min(c0 + ROWS);
+        // Unpacked weight rows, an even number (the last one repeated, its result dropped).
+        let rows = (c1 - c0).next_multiple_of(2);
+        // SAFETY: weight blocks are plain numbers.
+        let mut wb: Vec<WeightBlock> = unsafe { zeroed_vec(rows * kb) };
+        for r in 0..rows {
+            let c = (c0 + r).min(c1 - 1);
+            for b in 0..kb {
+                let blk = &w[(c * kb + b) * bb..(c * kb + b + 1) * bb];
+                // SAFETY: `available()` checked the features; `blk` is a whole block.
+                unsafe {
+                    match kind {
+                        Kind::Q4K => avx512::unpack_q4k(blk, &mut wb[r * kb + b]),
+                        Kind::Q6K => avx512::unpack_q6k(blk, &mut wb[r * kb + b]),
+                    }
+                }
+            }
+        }
+        let mut res = [[[0f32; PANEL]; 2]; 2];
+        for p in (0..np).step_by(2) {
+            let pp = [
+                &panels[p * kb..(p + 1) * kb],
+                &panels[(p + 1) * kb..(p + 2) * kb],
+            ];
+            for r in (0..rows).step_by(2) {
+                let ww = [&wb[r * kb..(r + 1) * kb], &wb[(r + 1) * kb..(r + 2) * kb]];
+                // SAFETY: `available()` checked the features; the slices hold `kb` blocks.
+                unsafe { avx512::panel_2x2(kind == Kind::Q4K, ww, pp, kb, &mut res) };
+                for (x, per_panel) in res.iter().enumerate() {
+                    let c = c0 + r + x;
+                    if c >= c1 {
+                        continue;
+                    }
+                    for (y, lanes) in per_panel.iter().enumerate() {
+                        for (t, v) in lanes.iter().enumerate() {
+                            let tok = (p + y) * PANEL + t;
+                            if tok < m {
+                                // SAFETY: this task alone writes columns c0..c1.
+                                unsafe { *out_ptr.get().add(tok * n + c) = *v };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
 }
 
 #[derive(Clone, Copy)]
@@ -253,16 +353,24 @@ unsafe fn tile(
     }
 }
 
-/// Up to this many activation rows go through the fast kernels; larger batches (prefill) through
-/// candle's repacked tiles, which multiply a batch about twice as fast as blocks in GGUF order
-/// (`examples/kernel_bench.rs`, one thread: 8 rows 0.82x candle's time, 16 rows 1.11x, 64 rows
-/// 1.45x) but read a third more bytes per row, so for one row (decode) the GGUF blocks win
-/// (about 0.5x candle's time).
+/// Up to this many activation rows go through [`matmul_blocks`] (one weight row against up to 8
+/// token rows), more through [`matmul_panels`] (tokens in the lanes). Row tiles in GGUF order
+/// beat candle's repacked tiles for a few rows but fall behind from about 16 (one thread,
+/// `examples/kernel_bench.rs` on a shared machine: 8 rows 0.82x candle's time, 16 rows 1.11x,
+/// 64 rows 1.45x); the panels were about level with candle's at 256 rows (0.86x-0.88x in two
+/// noisy runs).
 pub const FAST_MAX_ROWS: usize = 12;
 
+/// `SIFT_CANDLE_BATCHES=1`: batches go through candle's `QMatMul` (for comparisons).
+fn candle_for_batches() -> bool {
+    use std::sync::OnceLock;
+    static C: OnceLock<bool> = OnceLock::new();
+    *C.get_or_init(|| std::env::var_os("SIFT_CANDLE_BATCHES").is_some())
+}
+
 /// A linear layer without bias on quantized weights: the fast kernels for Q4_K and Q6_K on CPUs
-/// that have them and batches of up to [`FAST_MAX_ROWS`] rows, candle's `QMatMul` otherwise
-/// (larger batches, other types, other devices, other CPUs).
+/// that have them, candle's `QMatMul` otherwise (other types, other devices, other CPUs, or
+/// `SIFT_CANDLE_BATCHES` set for batches).
 pub struct QLinear {
     fast: Option<(Kind, usize, usize)>,
     weight: Arc<QTensor>,
@@ -305,10 +413,12 @@ impl QLinear {
             return self.fallback.forward(x);
         }
         let m = x.elem_count() / k;
-        if m > FAST_MAX_ROWS || m == 0 {
+        if m == 0 || (m > FAST_MAX_ROWS && candle_for_batches()) {
             return self.fallback.forward(x);
         }
         let x = x.contiguous()?;
+        // Batches take the activations in natural order (tokens in lanes).
+        let order = if m > FAST_MAX_ROWS { Kind::Q6K } else { kind };
         let acts = {
             let (storage, layout) = x.storage_and_layout();
             let Storage::Cpu(cpu) = &*storage else {
@@ -317,11 +427,16 @@ impl QLinear {
             };
             let all = cpu.as_slice::<f32>()?;
             let start = layout.start_offset();
-            quantize_rows(&all[start..start + m * k], m, k, kind)
+            quantize_rows(&all[start..start + m * k], m, k, order)
         };
         let data = self.weight.data()?;
         let mut out = vec![0f32; m * n];
-        matmul_blocks(kind, &data, n, k / QK, &acts, m, &mut out);
+        if m > FAST_MAX_ROWS {
+            #[cfg(target_arch = "x86_64")]
+            matmul_panels(kind, &data, n, k / QK, &acts, m, &mut out);
+        } else {
+            matmul_blocks(kind, &data, n, k / QK, &acts, m, &mut out);
+        }
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("checked above") = n;
         Tensor::from_vec(out, shape, x.device())
