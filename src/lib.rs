@@ -15,6 +15,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod input;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod output;

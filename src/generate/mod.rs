@@ -197,6 +197,18 @@ impl TextModel {
         Ok(last_logits(self.lm.forward(&input, 0)?)?.to_vec1::<f32>()?)
     }
 
+    /// The logits after `prompt` (prefilled in one pass) and after each token of `then`, fed one
+    /// at a time as decoding would (for checks: the one-token path against a reference).
+    pub fn stepwise_logits(&mut self, prompt: &[u32], then: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let mut out = vec![self.prompt_logits(prompt)?];
+        for (i, &t) in then.iter().enumerate() {
+            let input = Tensor::new(&[t], &self.device)?.unsqueeze(0)?;
+            let logits = last_logits(self.lm.forward(&input, prompt.len() + i)?)?;
+            out.push(logits.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
     /// Generates from `prompt`, calling `on_text` with each newly decoded piece of text.
     pub fn generate(
         &mut self,

@@ -9,12 +9,51 @@
 
 use std::io::{Read, Seek};
 
-use candle_core::quantized::{gguf_file, QMatMul};
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_core::quantized::{gguf_file, QTensor};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::CausalLm;
+use crate::kernels::{dequantize_row, QLinear};
+
+type QMatMul = QLinear;
+
+/// The token embedding: rows decoded from the quantized table as tokens come (Q4_K and Q6_K,
+/// the table stays a fifth of its f32 size in memory), or the table decoded once (other types).
+enum Embed {
+    Quantized(QTensor),
+    Dense(Embedding),
+}
+
+impl Embed {
+    fn new(table: QTensor, hidden: usize, device: &Device) -> Result<Self> {
+        use candle_core::quantized::GgmlDType;
+        match (table.dtype(), device) {
+            (GgmlDType::Q4K | GgmlDType::Q6K, Device::Cpu) => Ok(Self::Quantized(table)),
+            _ => Ok(Self::Dense(Embedding::new(
+                table.dequantize(device)?,
+                hidden,
+            ))),
+        }
+    }
+
+    /// `ids [1, n]` to `[1, n, hidden]`.
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Dense(e) => e.forward(ids),
+            Self::Quantized(t) => {
+                let (_, hidden) = t.shape().dims2()?;
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut out = vec![0f32; ids.len() * hidden];
+                for (row, &id) in out.chunks_exact_mut(hidden).zip(&ids) {
+                    dequantize_row(t, id as usize, row)?;
+                }
+                Tensor::from_vec(out, (1, ids.len(), hidden), &Device::Cpu)
+            }
+        }
+    }
+}
 
 struct Layer {
     wq: QMatMul,
@@ -36,7 +75,7 @@ struct Layer {
 
 /// A Qwen2 network with its KV cache.
 pub struct Qwen2 {
-    embed: Embedding,
+    embed: Embed,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: QMatMul,
@@ -71,17 +110,17 @@ impl Qwen2 {
         let head_dim = hidden / heads;
 
         let mut tensor = |name: &str| ct.tensor(reader, name, device);
-        let embed = tensor("token_embd.weight")?.dequantize(device)?;
+        let embed = Embed::new(tensor("token_embd.weight")?, hidden, device)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         // Models with tied embeddings have no output matrix of their own.
         let output = match tensor("output.weight") {
-            Ok(w) => QMatMul::from_qtensor(w)?,
-            Err(_) => QMatMul::from_qtensor(tensor("token_embd.weight")?)?,
+            Ok(w) => QMatMul::new(w)?,
+            Err(_) => QMatMul::new(tensor("token_embd.weight")?)?,
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let mut t = |part: &str| tensor(&format!("blk.{i}.{part}"));
-            let q = |w| QMatMul::from_qtensor(w);
+            let q = QMatMul::new;
             layers.push(Layer {
                 wq: q(t("attn_q.weight")?)?,
                 wk: q(t("attn_k.weight")?)?,
@@ -100,7 +139,7 @@ impl Qwen2 {
         }
         let (cos, sin) = rope_tables(head_dim, rope_base, context, device)?;
         Ok(Self {
-            embed: Embedding::new(embed, hidden),
+            embed,
             layers,
             norm,
             output,
@@ -220,15 +259,50 @@ impl Layer {
     }
 }
 
+/// Prompts longer than this run through the layers this many positions at a time. Every chunk
+/// attends to the cache of the ones before, so the result is the same; but the per-layer tensors
+/// (attention scores above all: 12 heads x chunk x context floats) stay small enough for the
+/// allocator to reuse instead of mapping fresh zeroed pages each layer, and a chunk skips the keys
+/// after its own last position (half the attention products over a long prompt).
+const PREFILL_CHUNK: usize = 256;
+
+impl Qwen2 {
+    /// [`Self::hidden`] in chunks of [`PREFILL_CHUNK`] positions; `last_only` keeps only the last
+    /// position's hidden state.
+    fn hidden_chunked(&mut self, input: &Tensor, pos: usize, last_only: bool) -> Result<Tensor> {
+        let (_, n) = input.dims2()?;
+        let chunk = std::env::var("SIFT_PREFILL_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(PREFILL_CHUNK);
+        let mut outs = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = chunk.min(n - start);
+            let h = self.hidden(&input.narrow(1, start, len)?, pos + start)?;
+            start += len;
+            if !last_only {
+                outs.push(h);
+            } else if start == n {
+                outs.push(h.narrow(0, len - 1, 1)?);
+            }
+        }
+        if outs.len() == 1 {
+            Ok(outs.pop().expect("one chunk"))
+        } else {
+            Tensor::cat(&outs, 0)
+        }
+    }
+}
+
 impl CausalLm for Qwen2 {
     fn forward(&mut self, input: &Tensor, pos: usize) -> Result<Tensor> {
-        let h = self.hidden(input, pos)?;
-        let last = h.i(h.dim(0)? - 1)?.unsqueeze(0)?;
+        let last = self.hidden_chunked(input, pos, true)?;
         self.output.forward(&last)
     }
 
     fn forward_all(&mut self, input: &Tensor, pos: usize) -> Result<Option<Tensor>> {
-        let h = self.hidden(input, pos)?;
+        let h = self.hidden_chunked(input, pos, false)?;
         Ok(Some(self.output.forward(&h)?))
     }
 

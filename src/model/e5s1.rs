@@ -244,7 +244,7 @@ fn shape_of(name: &str, count: usize, hidden: usize) -> std::result::Result<Vec<
     if !matrix {
         return Ok(vec![count]);
     }
-    if hidden == 0 || count % hidden != 0 {
+    if hidden == 0 || !count.is_multiple_of(hidden) {
         return Err(format!(
             "tensor {name}: {count} elements are not rows of {hidden}"
         ));
@@ -272,7 +272,7 @@ fn decode_tensor(
             .collect();
         return Tensor::from_vec(values, count, device).map_err(err);
     }
-    if count % 32 != 0 || bytes.len() != count / 32 * Q4_0_BLOCK_BYTES {
+    if !count.is_multiple_of(32) || bytes.len() != count / 32 * Q4_0_BLOCK_BYTES {
         return Err(format!(
             "tensor {name}: {} bytes fit neither f32 nor Q4_0 for {count} elements",
             bytes.len()

@@ -1,0 +1,534 @@
+//! Quantized matrix products for the CPU, on weights kept in their GGUF block format.
+//!
+//! Why this exists: candle's `QMatMul` on x86 repacks Q4_K (and, for batches, Q6_K) weights into
+//! its own tiles the first time they are used and keeps them *beside* the GGUF copy, a third more
+//! bytes than the blocks they come from; that doubles the chat model's weight memory and makes the
+//! one-token product (decode, memory-bound) stream a third more bytes than the file holds. Here the
+//! weights stay as the GGUF's Q4_K / Q6_K blocks (one copy in memory, streamed once per product),
+//! the activations are quantized once per product to 8 bits per value with one scale per 256 (as
+//! candle's and llama.cpp's Q8_K), and the dot products run as int8 x uint8 multiply-adds
+//! (`vpmaddubsw`) whose 16-bit pairs are scaled by the blocks' sub-scales and summed in 32 bits
+//! (AVX-512 VNNI `vpdpwssd`), up to 8 activation rows against one weight row at a time
+//! ([`matmul_blocks`]: decode and guess checks). Larger batches (prefill) put 16 tokens in the
+//! vector lanes instead ([`matmul_panels`]): a block of a weight row is unpacked once into bytes
+//! and float sub-scales, and one `vpdpbusd` multiplies 4 of its values (broadcast) with the same
+//! 4 positions of 16 tokens, 2 weight rows x 32 tokens per pass. Either way the output columns are
+//! split across the rayon pool's threads, and nothing is kept beside the GGUF blocks.
+//!
+//! Dispatch is at run time (`is_x86_feature_detected!`): without AVX-512 BW + VNNI, or for a weight
+//! type other than Q4_K and Q6_K, [`QLinear`] falls back to candle's `QMatMul`. The arithmetic is
+//! the same as candle's up to float summation order (`tests/kernels.rs` holds the two together).
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Result, Storage, Tensor};
+use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+/// Values per quantization block (Q4_K, Q6_K and the activations' Q8_K-like blocks).
+pub const QK: usize = 256;
+/// Bytes of one Q4_K block: `d`, `dmin` (f16), 12 bytes of packed 6-bit scales and mins, 128 of
+/// 4-bit values.
+pub const Q4K_BYTES: usize = 144;
+/// Bytes of one Q6_K block: 128 of low 4 bits, 64 of high 2 bits, 16 signed scales, `d` (f16).
+pub const Q6K_BYTES: usize = 210;
+
+/// One block of 256 activations quantized to 8 bits: `x ~ d * qs`, with the sums of `qs` over
+/// each 16 values (the Q6_K offset of 32 is applied through them) and `d` times the sums over each
+/// 32 (the Q4_K minimums). For Q4_K weights `qs` is stored in the order the weights' nibbles come
+/// out of a 64-byte load (see [`Kind::Q4K`]).
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+pub struct ActBlock {
+    pub qs: [i8; QK],
+    pub bs16: [i16; 16],
+    pub dbs32: [f32; 8],
+    pub d: f32,
+}
+
+impl ActBlock {
+    const ZERO: Self = Self {
+        qs: [0; QK],
+        bs16: [0; 16],
+        dbs32: [0.0; 8],
+        d: 0.0,
+    };
+}
+
+/// The weight types with a fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Q4_K: a 64-byte load of the 4-bit values holds values 0..32 and 64..96 in its low nibbles and
+    /// 32..64 and 96..128 in its high nibbles (likewise for 128..256), so the activations are
+    /// stored with their 32-value chunks in the order 0, 2, 1, 3, 4, 6, 5, 7.
+    Q4K,
+    /// Q6_K: the values come out in their natural order.
+    Q6K,
+}
+
+impl Kind {
+    fn of(dtype: GgmlDType) -> Option<Self> {
+        match dtype {
+            GgmlDType::Q4K => Some(Self::Q4K),
+            GgmlDType::Q6K => Some(Self::Q6K),
+            _ => None,
+        }
+    }
+
+    fn block_bytes(self) -> usize {
+        match self {
+            Self::Q4K => Q4K_BYTES,
+            Self::Q6K => Q6K_BYTES,
+        }
+    }
+}
+
+/// Whether this CPU runs the fast kernels (AVX-512 F, BW and VNNI).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static OK: OnceLock<bool> = OnceLock::new();
+        *OK.get_or_init(|| {
+            std::env::var_os("SIFT_NO_FAST_KERNELS").is_none()
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Quantizes `m` rows of `k` values (`k` a multiple of 256) into `m * k / 256` blocks laid out for
+/// `kind`. Same rounding as candle's Q8_K: the value of largest magnitude maps to -127.
+pub fn quantize_rows(x: &[f32], m: usize, k: usize, kind: Kind) -> Vec<ActBlock> {
+    let kb = k / QK;
+    let mut out = vec![ActBlock::ZERO; m * kb];
+    let work = |(row, blocks): (usize, &mut [ActBlock])| {
+        for (b, blk) in blocks.iter_mut().enumerate() {
+            let off = row * k + b * QK;
+            quantize_block(&x[off..off + QK], blk, kind);
+        }
+    };
+    if m >= 4 {
+        out.par_chunks_mut(kb).enumerate().for_each(work);
+    } else {
+        out.chunks_mut(kb).enumerate().for_each(work);
+    }
+    out
+}
+
+fn quantize_block(x: &[f32], blk: &mut ActBlock, kind: Kind) {
+    let mut max = 0f32;
+    let mut amax = 0f32;
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax == 0.0 {
+        *blk = ActBlock::ZERO;
+        return;
+    }
+    let iscale = -127f32 / max;
+    let mut q = [0i8; QK];
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+    }
+    for j in 0..16 {
+        blk.bs16[j] = q[j * 16..j * 16 + 16].iter().map(|&v| v as i16).sum();
+    }
+    blk.d = 1.0 / iscale;
+    for j in 0..8 {
+        blk.dbs32[j] = blk.d * (blk.bs16[2 * j] as i32 + blk.bs16[2 * j + 1] as i32) as f32;
+    }
+    match kind {
+        Kind::Q6K => blk.qs = q,
+        Kind::Q4K => {
+            const ORDER: [usize; 8] = [0, 2, 1, 3, 4, 6, 5, 7];
+            for (slot, &chunk) in ORDER.iter().enumerate() {
+                blk.qs[slot * 32..slot * 32 + 32].copy_from_slice(&q[chunk * 32..chunk * 32 + 32]);
+            }
+        }
+    }
+}
+
+/// `out[r * n + c] = dot(weight row c, activation row r)` for `m` rows, with the weights `n` rows
+/// of `kb` blocks of `kind` in `w`. The columns are split across the rayon pool.
+///
+/// # Panics
+/// If the slices are shorter than the shapes say, or the fast kernels are not [`available`].
+pub fn matmul_blocks(
+    kind: Kind,
+    w: &[u8],
+    n: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    out: &mut [f32],
+) {
+    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    let row_bytes = kb * kind.block_bytes();
+    assert!(w.len() >= n * row_bytes, "weights shorter than {n} rows");
+    assert!(acts.len() >= m * kb, "activations shorter than {m} rows");
+    assert!(out.len() >= m * n, "output shorter than {m} x {n}");
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    // Columns per task: for one row (decode), one even share per thread so the weights stream
+    // once with every core; for a batch, enough columns that a task's weights stay in L2 while
+    // the row tiles pass over them, and enough tasks to balance the threads.
+    let threads = rayon::current_num_threads().max(1);
+    let cols = if m == 1 {
+        n.div_ceil(threads * 4).max(16)
+    } else {
+        (256 * 1024 / row_bytes)
+            .clamp(8, 64)
+            .min(n.div_ceil(threads * 2).max(8))
+    };
+    let tasks = n.div_ceil(cols);
+    let run = |t: usize| {
+        let c0 = t * cols;
+        let c1 = n.min(c0 + cols);
+        // SAFETY: each task writes only its own columns c0..c1 of every row.
+        unsafe { tile(kind, w, row_bytes, c0, c1, kb, acts, m, n, out_ptr.get()) }
+    };
+    if tasks == 1 || threads == 1 {
+        (0..tasks).for_each(run);
+    } else {
+        (0..tasks).into_par_iter().for_each(run);
+    }
+}
+
+/// A vector of `len` all-zero values of a plain-number type.
+///
+/// # Safety
+/// All-zero bytes must be a valid `T`.
+unsafe fn zeroed_vec<T>(len: usize) -> Vec<T> {
+    let mut v = Vec::<T>::with_capacity(len);
+    std::ptr::write_bytes(v.as_mut_ptr(), 0, len);
+    v.set_len(len);
+    v
+}
+
+/// [`matmul_blocks`] for batches: tokens in the vector lanes (see `avx512::panel_2x2`). `acts`
+/// must be quantized in natural order ([`Kind::Q6K`]'s) whatever the weight type.
+#[cfg(target_arch = "x86_64")]
+pub fn matmul_panels(
+    kind: Kind,
+    w: &[u8],
+    n: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    out: &mut [f32],
+) {
+    use avx512::{PanelBlock, WeightBlock, PANEL};
+    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    let bb = kind.block_bytes();
+    assert!(w.len() >= n * kb * bb && acts.len() >= m * kb && out.len() >= m * n);
+    // Panels of 16 tokens, an even number of them (the last ones padded with zeros).
+    let np = m.div_ceil(PANEL).next_multiple_of(2);
+    // SAFETY: panel blocks are plain numbers.
+    let mut panels: Vec<PanelBlock> = unsafe { zeroed_vec(np * kb) };
+    panels
+        .par_chunks_mut(kb)
+        .enumerate()
+        .for_each(|(p, blocks)| {
+            for (b, pb) in blocks.iter_mut().enumerate() {
+                let rows: Vec<&ActBlock> = (p * PANEL..m.min(p * PANEL + PANEL))
+                    .map(|r| &acts[r * kb + b])
+                    .collect();
+                avx512::fill_panel(pb, &rows);
+            }
+        });
+    const ROWS: usize = 32;
+    let out_ptr = SyncPtr(out.as_mut_ptr());
+    let panels = &panels;
+    (0..n.div_ceil(ROWS)).into_par_iter().for_each(|task| {
+        let c0 = task * ROWS;
+        let c1 = n.min(c0 + ROWS);
+        // Unpacked weight rows, an even number (the last one repeated, its result dropped).
+        let rows = (c1 - c0).next_multiple_of(2);
+        // SAFETY: weight blocks are plain numbers.
+        let mut wb: Vec<WeightBlock> = unsafe { zeroed_vec(rows * kb) };
+        for r in 0..rows {
+            let c = (c0 + r).min(c1 - 1);
+            for b in 0..kb {
+                let blk = &w[(c * kb + b) * bb..(c * kb + b + 1) * bb];
+                // SAFETY: `available()` checked the features; `blk` is a whole block.
+                unsafe {
+                    match kind {
+                        Kind::Q4K => avx512::unpack_q4k(blk, &mut wb[r * kb + b]),
+                        Kind::Q6K => avx512::unpack_q6k(blk, &mut wb[r * kb + b]),
+                    }
+                }
+            }
+        }
+        let mut res = [[[0f32; PANEL]; 2]; 2];
+        for p in (0..np).step_by(2) {
+            let pp = [
+                &panels[p * kb..(p + 1) * kb],
+                &panels[(p + 1) * kb..(p + 2) * kb],
+            ];
+            for r in (0..rows).step_by(2) {
+                let ww = [&wb[r * kb..(r + 1) * kb], &wb[(r + 1) * kb..(r + 2) * kb]];
+                // SAFETY: `available()` checked the features; the slices hold `kb` blocks.
+                unsafe { avx512::panel_2x2(kind == Kind::Q4K, ww, pp, kb, &mut res) };
+                for (x, per_panel) in res.iter().enumerate() {
+                    let c = c0 + r + x;
+                    if c >= c1 {
+                        continue;
+                    }
+                    for (y, lanes) in per_panel.iter().enumerate() {
+                        for (t, v) in lanes.iter().enumerate() {
+                            let tok = (p + y) * PANEL + t;
+                            if tok < m {
+                                // SAFETY: this task alone writes columns c0..c1.
+                                unsafe { *out_ptr.get().add(tok * n + c) = *v };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+// SAFETY: the tasks that share the pointer write disjoint elements.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+impl SyncPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Columns `c0..c1` of every row.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    kind: Kind,
+    w: &[u8],
+    row_bytes: usize,
+    c0: usize,
+    c1: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    n: usize,
+    out: *mut f32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const R: usize = avx512::MAX_ROWS;
+        let mut r0 = 0;
+        while r0 < m {
+            let rows = (m - r0).min(R);
+            let a = &acts[r0 * kb..(r0 + rows) * kb];
+            for c in c0..c1 {
+                let wr = &w[c * row_bytes..(c + 1) * row_bytes];
+                let mut sums = [0f32; R];
+                match kind {
+                    Kind::Q4K => avx512::q4k_rows(wr, kb, a, rows, &mut sums),
+                    Kind::Q6K => avx512::q6k_rows(wr, kb, a, rows, &mut sums),
+                }
+                for (r, s) in sums[..rows].iter().enumerate() {
+                    *out.add((r0 + r) * n + c) = *s;
+                }
+            }
+            r0 += rows;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (kind, w, row_bytes, c0, c1, kb, acts, m, n, out);
+        unreachable!("available() is false off x86_64");
+    }
+}
+
+/// Up to this many activation rows go through [`matmul_blocks`] (one weight row against up to 8
+/// token rows), more through [`matmul_panels`] (tokens in the lanes). Row tiles in GGUF order
+/// beat candle's repacked tiles for a few rows but fall behind from about 16 (one thread,
+/// `examples/kernel_bench.rs` on a shared machine: 8 rows 0.82x candle's time, 16 rows 1.11x,
+/// 64 rows 1.45x); the panels were about level with candle's at 256 rows (0.86x-0.88x in two
+/// noisy runs).
+pub const FAST_MAX_ROWS: usize = 12;
+
+/// `SIFT_CANDLE_BATCHES=1`: batches go through candle's `QMatMul` (for comparisons).
+fn candle_for_batches() -> bool {
+    use std::sync::OnceLock;
+    static C: OnceLock<bool> = OnceLock::new();
+    *C.get_or_init(|| std::env::var_os("SIFT_CANDLE_BATCHES").is_some())
+}
+
+/// A linear layer without bias on quantized weights: the fast kernels for Q4_K and Q6_K on CPUs
+/// that have them, candle's `QMatMul` otherwise (other types, other devices, other CPUs, or
+/// `SIFT_CANDLE_BATCHES` set for batches).
+pub struct QLinear {
+    fast: Option<(Kind, usize, usize)>,
+    weight: Arc<QTensor>,
+    fallback: QMatMul,
+}
+
+impl QLinear {
+    pub fn new(weight: QTensor) -> Result<Self> {
+        let weight = Arc::new(weight);
+        let fallback = QMatMul::from_arc(weight.clone())?;
+        let fast = match (
+            Kind::of(weight.dtype()),
+            weight.shape().dims2(),
+            weight.device(),
+        ) {
+            (Some(kind), Ok((n, k)), Device::Cpu) if available() && k % QK == 0 => {
+                Some((kind, n, k))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            fast,
+            weight,
+            fallback,
+        })
+    }
+
+    /// Whether products run on the fast kernels.
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// `x [.., k]` times the transposed weight: `[.., n]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let Some((kind, n, k)) = self.fast else {
+            return self.fallback.forward(x);
+        };
+        let dims = x.dims();
+        if dims.last() != Some(&k) || x.dtype() != candle_core::DType::F32 {
+            return self.fallback.forward(x);
+        }
+        let m = x.elem_count() / k;
+        if m == 0 || (m > FAST_MAX_ROWS && candle_for_batches()) {
+            return self.fallback.forward(x);
+        }
+        let x = x.contiguous()?;
+        // Batches take the activations in natural order (tokens in lanes).
+        let order = if m > FAST_MAX_ROWS { Kind::Q6K } else { kind };
+        let acts = {
+            let (storage, layout) = x.storage_and_layout();
+            let Storage::Cpu(cpu) = &*storage else {
+                drop(storage);
+                return self.fallback.forward(&x);
+            };
+            let all = cpu.as_slice::<f32>()?;
+            let start = layout.start_offset();
+            quantize_rows(&all[start..start + m * k], m, k, order)
+        };
+        let data = self.weight.data()?;
+        let mut out = vec![0f32; m * n];
+        if m > FAST_MAX_ROWS {
+            #[cfg(target_arch = "x86_64")]
+            matmul_panels(kind, &data, n, k / QK, &acts, m, &mut out);
+        } else {
+            matmul_blocks(kind, &data, n, k / QK, &acts, m, &mut out);
+        }
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("checked above") = n;
+        Tensor::from_vec(out, shape, x.device())
+    }
+
+    /// The weight's row `i` as f32 (an embedding lookup on a quantized table).
+    pub fn weight(&self) -> &QTensor {
+        &self.weight
+    }
+}
+
+/// Row `i` of a quantized `[rows, k]` table, dequantized into `out` (`k` values). Q4_K and Q6_K
+/// are decoded here (one row, not the table); other types go through candle.
+pub fn dequantize_row(t: &QTensor, i: usize, out: &mut [f32]) -> Result<()> {
+    let (_, k) = t.shape().dims2()?;
+    let kind = Kind::of(t.dtype());
+    match (kind, t.device()) {
+        (Some(kind), Device::Cpu) if k % QK == 0 => {
+            let data = t.data()?;
+            let row_bytes = k / QK * kind.block_bytes();
+            let row = &data[i * row_bytes..(i + 1) * row_bytes];
+            for (b, y) in out[..k].chunks_exact_mut(QK).enumerate() {
+                let blk = &row[b * kind.block_bytes()..(b + 1) * kind.block_bytes()];
+                match kind {
+                    Kind::Q4K => dequant_q4k(blk, y),
+                    Kind::Q6K => dequant_q6k(blk, y),
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            let all = t.dequantize(&Device::Cpu)?;
+            let row = all.get(i)?.to_vec1::<f32>()?;
+            out[..k].copy_from_slice(&row);
+            Ok(())
+        }
+    }
+}
+
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    half::f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// The 8 sub-scales and 8 sub-minimums of a Q4_K block (6 bits each, packed in 12 bytes).
+pub(crate) fn q4k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..8 {
+        if j < 4 {
+            sc[j] = s[j] & 63;
+            mn[j] = s[j + 4] & 63;
+        } else {
+            sc[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+            mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+    }
+    (sc, mn)
+}
+
+fn dequant_q4k(blk: &[u8], y: &mut [f32]) {
+    let d = f16_at(blk, 0);
+    let dmin = f16_at(blk, 2);
+    let (sc, mn) = q4k_scales(&blk[4..16]);
+    let qs = &blk[16..144];
+    for j in 0..4 {
+        let q = &qs[32 * j..32 * j + 32];
+        let (d1, m1) = (d * sc[2 * j] as f32, dmin * mn[2 * j] as f32);
+        let (d2, m2) = (d * sc[2 * j + 1] as f32, dmin * mn[2 * j + 1] as f32);
+        for l in 0..32 {
+            y[64 * j + l] = d1 * (q[l] & 0xF) as f32 - m1;
+            y[64 * j + 32 + l] = d2 * (q[l] >> 4) as f32 - m2;
+        }
+    }
+}
+
+fn dequant_q6k(blk: &[u8], y: &mut [f32]) {
+    let d = f16_at(blk, 208);
+    for half in 0..2 {
+        let ql = &blk[64 * half..64 * half + 64];
+        let qh = &blk[128 + 32 * half..128 + 32 * half + 32];
+        let sc = &blk[192 + 8 * half..192 + 8 * half + 8];
+        let y = &mut y[128 * half..128 * half + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+            let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            y[l] = d * (sc[is] as i8) as f32 * q1 as f32;
+            y[l + 32] = d * (sc[is + 2] as i8) as f32 * q2 as f32;
+            y[l + 64] = d * (sc[is + 4] as i8) as f32 * q3 as f32;
+            y[l + 96] = d * (sc[is + 6] as i8) as f32 * q4 as f32;
+        }
+    }
+}
