@@ -3,63 +3,11 @@
 //! seed's five injected spans come out exactly.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 
-use serde::Deserialize;
-
-const SIFT: &str = env!("CARGO_BIN_EXE_sift");
-
-#[derive(Debug, Deserialize)]
-struct SpanOut {
-    start: usize,
-    end: usize,
-    text: String,
-    score: f32,
-}
-
-#[derive(Debug, Deserialize)]
-struct SentenceOut {
-    start: usize,
-    end: usize,
-    label: String,
-    score: f32,
-}
-
-#[derive(Debug, Deserialize)]
-struct DocOut {
-    path: Option<String>,
-    id: Option<String>,
-    clean_text: Option<String>,
-    #[serde(default)]
-    spans: Vec<SpanOut>,
-    #[serde(default)]
-    sentences: Vec<SentenceOut>,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    spam: Vec<ExpectedSpan>,
-    clean_text: String,
-}
-
-#[derive(Deserialize)]
-struct ExpectedSpan {
-    start: usize,
-    end: usize,
-}
-
-fn sift(args: &[&str]) -> Command {
-    let mut c = Command::new(SIFT);
-    c.args(["--offline", "--device", "cpu", "-q"])
-        .args(args)
-        .env_remove("SIFT_MANIFESTS");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{sift, stderr, DocOut, Expected};
 
 #[test]
 fn seed_spans_are_found_exactly() {

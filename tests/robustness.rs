@@ -8,65 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use sift::model::manifest::{Catalog, Role};
 
-const SIFT: &str = env!("CARGO_BIN_EXE_sift");
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{sift, stderr, DocOut, Expected, SIFT};
+
 const SEED: &str = "examples/article.txt";
-
-#[derive(Debug, Deserialize)]
-struct SpanOut {
-    start: usize,
-    end: usize,
-    text: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct SentenceOut {
-    start: usize,
-    end: usize,
-    label: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct DocOut {
-    path: Option<String>,
-    id: Option<String>,
-    clean_text: Option<String>,
-    #[serde(default)]
-    spans: Vec<SpanOut>,
-    #[serde(default)]
-    sentences: Vec<SentenceOut>,
-    error: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Expected {
-    spam: Vec<ExpectedSpan>,
-    clean_text: String,
-}
-
-#[derive(Deserialize)]
-struct ExpectedSpan {
-    start: usize,
-    end: usize,
-}
-
-fn sift(args: &[&str]) -> Command {
-    let mut c = Command::new(SIFT);
-    c.args(["--offline", "--device", "cpu", "-q"])
-        .args(args)
-        .env_remove("SIFT_MANIFESTS")
-        .env_remove("SIFT_PROMPTS");
-    c
-}
 
 fn run(args: &[&str]) -> Output {
     sift(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn p(path: &Path) -> &str {

@@ -592,13 +592,9 @@ pub fn english_quantities(text: &str) -> Vec<(String, String)> {
                 .into_iter()
                 .find(|(_, e)| value >= 10u64.pow(*e as u32))
                 .expect("value is at least a million");
-            let mantissa = value as f64 / 10f64.powi(exp);
-            let s = format!("{mantissa:.2}");
-            let s = s.trim_end_matches('0').trim_end_matches('.');
-            if (s.parse::<f64>().unwrap_or(0.0) - mantissa).abs() > 1e-9 * mantissa {
-                group_thousands(value)
-            } else {
-                format!("{s} {name}")
+            match two_decimals(value as f64 / 10f64.powi(exp)) {
+                Some(s) => format!("{s} {name}"),
+                None => group_thousands(value),
             }
         };
         let pair = (text[start..end].to_string(), english);
@@ -727,15 +723,22 @@ fn conversions(digits: &str, scale: Option<i32>) -> Vec<String> {
         if !(0.01..100_000.0).contains(&mantissa) {
             continue;
         }
-        let cents = (mantissa * 100.0).round();
-        if (cents - mantissa * 100.0).abs() > 1e-6 * mantissa.max(1.0) {
-            continue;
+        if let Some(s) = two_decimals(mantissa) {
+            out.push(s);
         }
-        let s = format!("{:.2}", cents / 100.0);
-        let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-        out.push(s);
     }
     out
+}
+
+/// `x` written with at most two decimals and no trailing zeros (`13.2`, `104`), or `None` when two
+/// decimals cannot write it exactly.
+fn two_decimals(x: f64) -> Option<String> {
+    let cents = (x * 100.0).round();
+    if (cents - x * 100.0).abs() > 1e-6 * x.max(1.0) {
+        return None;
+    }
+    let s = format!("{:.2}", cents / 100.0);
+    Some(s.trim_end_matches('0').trim_end_matches('.').to_string())
 }
 
 /// Lower- or mixed-case runs of ASCII letters (with inner `'` or `-`), as slices of `text`.
