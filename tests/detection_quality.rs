@@ -86,3 +86,46 @@ fn genuine_articles_about_spam_topics_stay_clean() {
         assert_eq!(det.clean_text, text);
     }
 }
+
+#[test]
+fn injected_instruction_set_precision_and_exact_finds() {
+    // data/injections: instructions to a model (no advertising) planted in articles, and a clean
+    // article about such attacks. Nothing genuine is cut, and at least three of the four planted
+    // instructions are found exactly (the fourth, glued after a comma in Korean and worded as a
+    // description, is a known miss: see the README).
+    let set = sift::eval::load_set(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/injections"),
+    )
+    .unwrap();
+    let d = detector();
+    let texts: Vec<&str> = set.iter().map(|l| l.text.as_str()).collect();
+    let detections = d.detect_many(&texts).unwrap();
+    let mut exact = 0;
+    let mut planted = 0;
+    for (l, det) in set.iter().zip(&detections) {
+        for s in &det.spans {
+            assert!(
+                l.gold
+                    .spam
+                    .iter()
+                    .any(|g| g.start <= s.start && s.end <= g.end),
+                "{}: {:?} is not injected",
+                l.name,
+                &l.text[s.start..s.end]
+            );
+        }
+        planted += l.gold.spam.len();
+        exact += l
+            .gold
+            .spam
+            .iter()
+            .filter(|g| {
+                det.spans
+                    .iter()
+                    .any(|s| s.start == g.start && s.end == g.end)
+            })
+            .count();
+    }
+    assert_eq!(planted, 4);
+    assert!(exact >= 3, "{exact} of {planted} found exactly");
+}

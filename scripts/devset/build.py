@@ -65,10 +65,28 @@ import re
 import sys
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SOURCES = os.path.join(ROOT, "scripts", "devset", "sources")
-OUT = os.path.join(ROOT, "data", "dev")
+# `build.py` builds the development set; `build.py injections` the injected-instruction set, from
+# scripts/devset/injections/ into data/injections/ (same format, no seed): instructions to a model
+# planted in articles are measured apart from SEO spam.
+SET = sys.argv[1] if len(sys.argv) > 1 else "dev"
+if SET not in ("dev", "injections"):
+    sys.exit(f"devset: unknown set {SET!r} (dev or injections)")
+SOURCES = os.path.join(ROOT, "scripts", "devset", "sources" if SET == "dev" else "injections")
+OUT = os.path.join(ROOT, "data", SET)
 DOCS = os.path.join(OUT, "docs")
 GOLD = os.path.join(OUT, "gold")
+
+INJECTIONS_HEAD = """\
+# sift injected-instruction set
+
+Articles with instructions to a model planted in them (an override, a false claim to report, a
+prompt leak; no advertising), and a clean article that reports on such attacks. They are scored
+like the development set (`sift eval data/injections`) but kept apart from it: the development
+set measures SEO spam, this set measures the instruction test. Built from
+`scripts/devset/injections/` with `python3 scripts/devset/build.py injections`; everything below
+about the development set's format holds here too.
+
+"""
 
 SEED_NAME = "seed-samsung-lee-us-trip"
 SEED_DOC = os.path.join(ROOT, "examples", "article.txt")
@@ -462,7 +480,9 @@ def write_readme(rows):
     ko = sum(r["lang"] == "ko" for r in rows)
     clean = sum(r["spans"] == 0 for r in rows)
     spans = sum(r["spans"] for r in rows)
-    lines = [README_HEAD.rstrip("\n"), "",
+    head = README_HEAD if SET == "dev" else INJECTIONS_HEAD + README_HEAD.replace(
+        "# sift development set", "## The development set's text (its format holds here)", 1)
+    lines = [head.rstrip("\n"), "",
              f"{n} documents: {ko} Korean, {n - ko} English; {n - clean} polluted, {clean} clean; "
              f"{spans} spam spans in all.", "",
              "| name | lang | topic | spam kind | injection style | spans |",
@@ -488,7 +508,14 @@ def main():
     os.makedirs(GOLD, exist_ok=True)
     built = {}  # name -> (meta, doc bytes, gold)
 
-    # the seed, copied as is
+    # the seed, copied as is (development set only)
+    if SET == "dev":
+        build_seed(built)
+    build_sources(built)
+    finish(built)
+
+
+def build_seed(built):
     with open(SEED_DOC, "rb") as f:
         seed_doc = f.read()
     with open(SEED_GOLD, "rb") as f:
@@ -501,6 +528,8 @@ def main():
     validate(SEED_NAME, SEED_META["lang"], seed_doc, seed_gold, seed_exp["clean_text"])
     built[SEED_NAME] = (SEED_META, seed_doc, seed_gold)
 
+
+def build_sources(built):
     sources = sorted(f for f in os.listdir(SOURCES) if f.endswith(".txt"))
     for fn in sources:
         meta, plan, clean, facts = parse_source(os.path.join(SOURCES, fn))
@@ -516,6 +545,8 @@ def main():
             fail(name, f"kind {meta['kind']!r} does not fit a plan of {len(plan)} injections")
         built[name] = (meta, doc_bytes, gold)
 
+
+def finish(built):
     # write, then sweep files that no source produces any more
     for name, (meta, doc, gold) in built.items():
         write(os.path.join(DOCS, name + ".txt"), doc)

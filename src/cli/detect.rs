@@ -137,16 +137,19 @@ pub fn train(g: &GlobalArgs, data: &Path, out: &Path) -> Result<bool> {
     let device = g.device()?;
     let encoder = g.encoder(&device)?;
     let (articles, phrases) = train::read_corpus(data)?;
+    let instructions = train::read_instructions(data)?;
     let opts = TrainOptions::default();
     let examples = train::make_examples(&articles, &phrases, &opts);
     eprintln!(
-        "sift: {} genuine articles, {} spam phrases, {} examples",
+        "sift: {} genuine articles, {} spam phrases, {} instructions, {} hard negatives for them, {} examples",
         articles.len(),
         phrases.len(),
+        instructions.positive.len(),
+        instructions.hard_negative.len(),
         examples.len()
     );
     let quiet = g.quiet;
-    let (head, report) = train::train(&encoder, &examples, &phrases, &opts, &|m| {
+    let (head, report) = train::train(&encoder, &examples, &phrases, &instructions, &opts, &|m| {
         if !quiet {
             eprintln!("sift: {m}");
         }
@@ -155,6 +158,10 @@ pub fn train(g: &GlobalArgs, data: &Path, out: &Path) -> Result<bool> {
     println!(
         "phrase test: held-out accuracy {:.3}",
         report.phrase_test_accuracy
+    );
+    println!(
+        "instruction test: held-out accuracy {:.3}",
+        report.instruction_test_accuracy
     );
     println!(
         "trained on {} tokens from {} examples; held-out articles ({} tokens): precision {:.3}, recall {:.3}",

@@ -26,6 +26,10 @@ pub struct TokenHead {
     /// The phrase test: logistic regression on a candidate span's own sentence vector.
     span_w: Tensor,
     span_b: Tensor,
+    /// The instruction test: logistic regression on a text's own sentence vector, saying whether it
+    /// addresses a reader model (override, role change, prompt leak, planted claim) rather than people.
+    instr_w: Tensor,
+    instr_b: Tensor,
 }
 
 impl TokenHead {
@@ -56,6 +60,8 @@ impl TokenHead {
             b2: take("b2")?,
             span_w: take("span_w")?,
             span_b: take("span_b")?,
+            instr_w: take("instr_w")?,
+            instr_b: take("instr_b")?,
         };
         let (hidden, input) = head.w1.dims2()?;
         let dim = input / 4;
@@ -64,6 +70,8 @@ impl TokenHead {
             || head.b2.dims() != [1]
             || head.span_w.dims() != [1, dim]
             || head.span_b.dims() != [1]
+            || head.instr_w.dims() != [1, dim]
+            || head.instr_b.dims() != [1]
         {
             return Err(Error::format(
                 origin,
@@ -100,18 +108,13 @@ impl TokenHead {
     }
 
     /// How much a text, embedded on its own, reads like a spam phrase (0 to 1).
-    pub fn phrase_probabilities(&self, vectors: &[Vec<f32>]) -> Result<Vec<f32>> {
-        if vectors.is_empty() {
-            return Ok(Vec::new());
-        }
-        let dim = self.span_w.dim(1)?;
-        let flat: Vec<f32> = vectors.iter().flatten().copied().collect();
-        let x = Tensor::from_vec(flat, (vectors.len(), dim), self.span_w.device())?;
-        let logits = x
-            .matmul(&self.span_w.t()?)?
-            .broadcast_add(&self.span_b)?
-            .squeeze(D::Minus1)?;
-        Ok(candle_nn::ops::sigmoid(&logits)?.to_vec1::<f32>()?)
+    pub fn phrase_probabilities(&self, vectors: &[&[f32]]) -> Result<Vec<f32>> {
+        linear_probabilities(&self.span_w, &self.span_b, vectors)
+    }
+
+    /// How much a text, embedded on its own, reads like an instruction to a model (0 to 1).
+    pub fn instruction_probabilities(&self, vectors: &[&[f32]]) -> Result<Vec<f32>> {
+        linear_probabilities(&self.instr_w, &self.instr_b, vectors)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -122,13 +125,15 @@ impl TokenHead {
             ("b2", self.b2.clone()),
             ("span_w", self.span_w.clone()),
             ("span_b", self.span_b.clone()),
+            ("instr_w", self.instr_w.clone()),
+            ("instr_b", self.instr_b.clone()),
         ]
         .into_iter()
         .collect();
         candle_core::safetensors::save(&tensors, path).map_err(|e| Error::format(path, e))
     }
 
-    pub(crate) fn from_vars(token: [&Var; 4], span: [&Var; 2]) -> Self {
+    pub(crate) fn from_vars(token: [&Var; 4], span: [&Var; 2], instr: [&Var; 2]) -> Self {
         let t = |v: &Var| v.as_tensor().detach();
         Self {
             w1: t(token[0]),
@@ -137,8 +142,22 @@ impl TokenHead {
             b2: t(token[3]),
             span_w: t(span[0]),
             span_b: t(span[1]),
+            instr_w: t(instr[0]),
+            instr_b: t(instr[1]),
         }
     }
+}
+
+/// `sigmoid(w · v + b)` for each vector: the phrase and instruction tests.
+fn linear_probabilities(w: &Tensor, b: &Tensor, vectors: &[&[f32]]) -> Result<Vec<f32>> {
+    if vectors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dim = w.dim(1)?;
+    let flat: Vec<f32> = vectors.iter().flat_map(|v| v.iter().copied()).collect();
+    let x = Tensor::from_vec(flat, (vectors.len(), dim), w.device())?;
+    let logits = x.matmul(&w.t()?)?.broadcast_add(b)?.squeeze(D::Minus1)?;
+    Ok(candle_nn::ops::sigmoid(&logits)?.to_vec1::<f32>()?)
 }
 
 /// The network: `w2 · gelu(w1 · x + b1) + b2`, one logit per row.

@@ -10,6 +10,7 @@
 //! as a whole is spam as a whole. Sentences are labelled `genuine`, `mixed` or `spam` from the spans
 //! they contain. `SIFT_DEBUG=1` prints each candidate's scores on stderr.
 
+pub mod cues;
 pub mod decode;
 pub mod head;
 pub mod spans;
@@ -62,6 +63,10 @@ pub struct DetectOptions {
     pub phrase_threshold: f32,
     /// A candidate is kept when its mean token probability times its phrase probability reaches this.
     pub keep_threshold: f32,
+    /// A sentence, or a candidate, that reads as an instruction to a model at least this much, and
+    /// carries a word that addresses one ([`cues`]), is injected (the instruction test stands in for
+    /// the phrase test then).
+    pub instruction_threshold: f32,
     /// Lighter candidates are dropped (see `weight`: characters, Hangul and CJK counting double).
     pub min_weight: usize,
     /// A phrase must have this many characters to be aligned across repeats.
@@ -84,6 +89,7 @@ impl Default for DetectOptions {
             snap_threshold: 0.15,
             phrase_threshold: 0.6,
             keep_threshold: 0.55,
+            instruction_threshold: 0.85,
             min_weight: 5,
             min_repeat_chars: 6,
             line_coverage: 0.4,
@@ -96,6 +102,10 @@ impl Default for DetectOptions {
 /// Sentences per encoder batch on a GPU: enough rows to keep its matrix units busy, while padding stays
 /// bounded because batches hold sentences of similar length.
 pub const GPU_BATCH: usize = 256;
+
+/// A text must weigh this much (eight Hangul syllables or sixteen letters) to count as an instruction:
+/// an instruction is a clause, and on a word or two the instruction test is guessing.
+const MIN_INSTRUCTION_WEIGHT: usize = 16;
 
 /// See [`DetectOptions::max_piece_chars`]; the summaries cut the article the same way.
 pub const MAX_PIECE_CHARS: usize = 400;
@@ -195,19 +205,29 @@ impl<'a> Detector<'a> {
         }
         candidates.retain(|c| weight(&text[c.start..c.end]) >= o.min_weight);
 
+        let debug = std::env::var_os("SIFT_DEBUG").is_some();
         let mut kept = Vec::new();
         if !candidates.is_empty() {
             let texts: Vec<&str> = candidates.iter().map(|c| &text[c.start..c.end]).collect();
-            let phrase = self.phrase_test(&texts)?;
-            let debug = std::env::var_os("SIFT_DEBUG").is_some();
-            for (c, q) in candidates.iter().zip(&phrase) {
-                let keep = *q >= o.phrase_threshold && c.score * q >= o.keep_threshold;
+            let vectors = self.encoder.embed(&texts, Prefix::Passage)?;
+            let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+            let phrase = self.head.phrase_probabilities(&vectors)?;
+            let instruction = self.head.instruction_probabilities(&vectors)?;
+            for ((c, p), i) in candidates.iter().zip(&phrase).zip(&instruction) {
+                let q = if *i >= o.instruction_threshold
+                    && weight(&text[c.start..c.end]) >= MIN_INSTRUCTION_WEIGHT
+                    && cues::addresses_a_model(&text[c.start..c.end])
+                {
+                    p.max(*i)
+                } else {
+                    *p
+                };
+                let keep = q >= o.phrase_threshold && c.score * q >= o.keep_threshold;
                 if debug {
                     eprintln!(
-                        "sift: {} candidate: token {:.3}, phrase {:.3}: {:?}",
+                        "sift: {} candidate: token {:.3}, phrase {p:.3}, instruction {i:.3}: {:?}",
                         if keep { "kept" } else { "dropped" },
                         c.score,
-                        q,
                         &text[c.start..c.end]
                     );
                 }
@@ -219,6 +239,7 @@ impl<'a> Detector<'a> {
                 }
             }
         }
+        kept.extend(self.instructions(text, sents, &sentence_vectors)?);
         let mut confirm = |phrase: &str| -> Result<bool> {
             Ok(self.phrase_test(&[phrase])?[0] >= o.phrase_threshold)
         };
@@ -255,10 +276,71 @@ impl<'a> Detector<'a> {
 }
 
 impl Detector<'_> {
+    /// Injected instructions to a model, whatever the token head made of them: sentences that read
+    /// as one as a whole, and the tail of a sentence after a glued comma (`…확정했다,<instruction>.`,
+    /// the spammer's favourite seam), each tested on its own vector and confirmed by a cue word.
+    fn instructions(
+        &self,
+        text: &str,
+        sents: &[segment::Span],
+        sentence_vectors: &[&[f32]],
+    ) -> Result<Vec<Span>> {
+        let o = &self.options;
+        let mut found = Vec::new();
+        let mut judge = |(a, b): (usize, usize), p: f32| {
+            if std::env::var_os("SIFT_DEBUG").is_some() && p >= 0.5 {
+                eprintln!("sift: instruction {p:.3}: {:?}", &text[a..b]);
+            }
+            let (start, end) = spans::trim(text, a, b);
+            if p >= o.instruction_threshold
+                && weight(&text[start..end]) >= MIN_INSTRUCTION_WEIGHT
+                && cues::addresses_a_model(&text[start..end])
+            {
+                found.push(Span {
+                    start,
+                    end,
+                    score: p,
+                });
+            }
+        };
+        let whole = self.head.instruction_probabilities(sentence_vectors)?;
+        for (s, p) in sents.iter().zip(whole) {
+            judge((s.start, s.end), p);
+        }
+        let tails: Vec<(usize, usize)> = sents
+            .iter()
+            .flat_map(|s| {
+                text[s.start..s.end]
+                    .match_indices([',', '，'])
+                    .map(move |(i, c)| (s.start + i + c.len(), s.end))
+            })
+            .filter(|&(a, b)| {
+                text[a..b]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| !c.is_whitespace())
+                    && weight(&text[a..b]) >= MIN_INSTRUCTION_WEIGHT
+            })
+            .collect();
+        if !tails.is_empty() {
+            let texts: Vec<&str> = tails.iter().map(|&(a, b)| &text[a..b]).collect();
+            let vectors = self.encoder.embed(&texts, Prefix::Passage)?;
+            let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+            for (t, p) in tails
+                .into_iter()
+                .zip(self.head.instruction_probabilities(&vectors)?)
+            {
+                judge(t, p);
+            }
+        }
+        Ok(found)
+    }
+
     /// The phrase test: how much each text, embedded on its own, reads like a spam phrase.
     fn phrase_test(&self, texts: &[&str]) -> Result<Vec<f32>> {
-        self.head
-            .phrase_probabilities(&self.encoder.embed(texts, Prefix::Passage)?)
+        let vectors = self.encoder.embed(texts, Prefix::Passage)?;
+        let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
+        self.head.phrase_probabilities(&vectors)
     }
 
     /// Lines that are spam as a whole: spans already cover a good part of them (`line_coverage`) and
