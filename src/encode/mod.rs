@@ -3,6 +3,13 @@
 //! e5 models are trained with a role prefix (`query: ` or `passage: `) and read up to their position
 //! limit; longer inputs are cut at the limit. Texts are batched with padding and an attention mask, so
 //! padding never leaks into the mean.
+//!
+//! One model, two forwards: on a CPU with AVX-512 VNNI the encoder runs its own forward ([`cpu`]:
+//! int8 products on the Q4_0 weights, no padding computed); elsewhere (CUDA, other CPUs, or
+//! `SIFT_NO_FAST_KERNELS` set) candle's `BertModel`, which is also the reference the fast one is
+//! tested against.
+
+pub mod cpu;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -27,9 +34,23 @@ impl Prefix {
     }
 }
 
+/// Which forward pass computes the hidden states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardKind {
+    /// [`cpu::CpuBert`] where the device is the CPU and the CPU has the features, candle otherwise.
+    Auto,
+    /// candle's `BertModel`, always.
+    Reference,
+}
+
+enum Forward {
+    Candle(BertModel),
+    Cpu(cpu::CpuBert),
+}
+
 /// A loaded sentence encoder.
 pub struct Encoder {
-    model: BertModel,
+    model: Forward,
     tokenizer: E5Tokenizer,
     pad_id: u32,
     max_tokens: usize,
@@ -38,13 +59,35 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads an E5S1 image onto `device`. It computes in f32 on every device: in bf16 (tried on the
-    /// CPU) the token head found none of the seed's five spans, and candle's BERT cannot run in f16
-    /// (its attention mask is built from `f32::MIN`, which is `-inf` in f16).
+    /// Loads an E5S1 image onto `device`, with the fastest forward this machine has. Candle's
+    /// computes in f32 on every device: in bf16 (tried on the CPU) the token head found none of the
+    /// seed's five spans, and candle's BERT cannot run in f16 (its attention mask is built from
+    /// `f32::MIN`, which is `-inf` in f16).
     pub fn load_e5s1(path: &std::path::Path, device: &Device) -> Result<Self> {
-        let image = e5s1::load(path, device)?;
-        let vb = VarBuilder::from_tensors(image.tensors, DType::F32, device);
-        let model = BertModel::load(vb, &image.config).map_err(|e| Error::format(path, e))?;
+        Self::load_e5s1_with(path, device, ForwardKind::Auto)
+    }
+
+    /// Loads an E5S1 image with the forward `kind` asks for.
+    pub fn load_e5s1_with(
+        path: &std::path::Path,
+        device: &Device,
+        kind: ForwardKind,
+    ) -> Result<Self> {
+        let image = e5s1::load(path)?;
+        let fast = kind == ForwardKind::Auto && device.is_cpu() && cpu::available();
+        // An image this forward cannot run (not Q4_0, another head width) goes to candle.
+        let model = match fast.then(|| cpu::CpuBert::new(&image)) {
+            Some(Ok(bert)) => Forward::Cpu(bert),
+            _ => {
+                let tensors = image
+                    .candle_tensors(device)
+                    .map_err(|e| Error::format(path, e))?;
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+                Forward::Candle(
+                    BertModel::load(vb, &image.config).map_err(|e| Error::format(path, e))?,
+                )
+            }
+        };
         Ok(Self {
             model,
             tokenizer: image.tokenizer,
@@ -53,6 +96,14 @@ impl Encoder {
             hidden: image.config.hidden_size,
             device: device.clone(),
         })
+    }
+
+    /// Which forward runs: `"cpu-int8"` (this crate's, [`cpu`]) or `"candle"`.
+    pub fn forward_name(&self) -> &'static str {
+        match self.model {
+            Forward::Cpu(_) => "cpu-int8",
+            Forward::Candle(_) => "candle",
+        }
     }
 
     /// The device the encoder runs on.
@@ -111,10 +162,28 @@ impl Encoder {
             mask.extend(std::iter::repeat_n(0u32, width - t.ids.len()));
         }
         let shape = (toks.len(), width);
-        let input = Tensor::from_vec(flat, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &types, Some(&mask))?;
+        let hidden = match &self.model {
+            Forward::Candle(model) => {
+                let input = Tensor::from_vec(flat, shape, &self.device)?;
+                let types = input.zeros_like()?;
+                model.forward(&input, &types, Some(&mask))?
+            }
+            Forward::Cpu(bert) => {
+                // Packed without padding; padded back (zero rows) for the pooling below.
+                let seqs: Vec<&[u32]> = toks.iter().map(|t| t.ids.as_slice()).collect();
+                let packed = bert.forward(&seqs);
+                let h = self.hidden;
+                let mut padded = vec![0f32; toks.len() * width * h];
+                let mut at = 0;
+                for (b, t) in toks.iter().enumerate() {
+                    let n = t.ids.len() * h;
+                    padded[b * width * h..b * width * h + n].copy_from_slice(&packed[at..at + n]);
+                    at += n;
+                }
+                Tensor::from_vec(padded, (toks.len(), width, h), &self.device)?
+            }
+        };
         Ok((hidden, mask, toks))
     }
 
