@@ -13,8 +13,10 @@
 //! Layout: output columns in the vector lanes. The weights are repacked once at load into groups
 //! of 16 columns, 4 consecutive inputs per lane (`[n / 16][k / 4][16][4]` bytes, nibble values
 //! `q + 8` as unsigned bytes) with the block scales beside them (`[n / 16][k / 32][16]`); 4 bytes of
-//! an activation row are broadcast and multiplied into 16 columns at once. A tile is 4 rows x 2
-//! groups (32 columns): 8 integer and 8 float accumulators stay in registers over the whole row.
+//! an activation row are broadcast and multiplied into 16 columns at once. A tile is 4 rows x 4
+//! groups (64 columns): 16 integer accumulators, enough independent `vpdpbusd` chains to cover
+//! its latency at two a cycle (a 4 x 2 tile took 1.03x-1.18x the time in two runs of
+//! `examples/encoder_kernel_bench`, one thread, shared machine).
 //! Rows and column groups are split across the rayon pool.
 //!
 //! Dispatch is at run time: [`super::available`] (AVX-512 F, BW and VNNI); the scalar
@@ -29,7 +31,7 @@ pub const QB: usize = 32;
 /// Rows per tile (activation rows are padded to a multiple of this).
 pub const TILE_ROWS: usize = 4;
 /// Column groups of 16 per tile.
-const TILE_GROUPS: usize = 2;
+const TILE_GROUPS: usize = 4;
 
 /// A `[n, k]` weight matrix (a PyTorch Linear's `[out, in]`) from Q4_0 blocks, repacked for the kernel.
 pub struct Q4Weights {
