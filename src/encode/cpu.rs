@@ -324,6 +324,7 @@ mod simd {
     }
 
     /// All heads of one sequence: `rows` is `[len, 3 * h]` (Q, K, V side by side), `out` `[len, h]`.
+    /// Queries go 4 at a time, so each key and value vector loaded serves 4 of them.
     ///
     /// # Safety
     /// AVX-512 F; `hd` a multiple of 16, at most 64; the slices as long as the shapes say.
@@ -336,12 +337,14 @@ mod simd {
         hd: usize,
         out: &mut [f32],
     ) {
+        const Q: usize = 4;
         let lp = len.next_multiple_of(16);
         let stride = 3 * h;
         let scale = 1.0 / (hd as f32).sqrt();
         let mut kt = vec![0f32; hd * lp];
-        let mut scores = vec![0f32; lp];
+        let mut scores = vec![0f32; Q * lp];
         let nv = hd / 16;
+        let rp = rows.as_ptr();
         for head in 0..heads {
             let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
             // K transposed: kt[d][j], keys in the lanes.
@@ -350,33 +353,47 @@ mod simd {
                     kt[d * lp + j] = rows[j * stride + ko + d];
                 }
             }
-            for i in 0..len {
-                let q = rows.as_ptr().add(i * stride + qo);
+            for i0 in (0..len).step_by(Q) {
+                let nq = Q.min(len - i0);
+                // Rows past the sequence repeat its last query; their results are dropped.
+                let qp: [*const f32; Q] =
+                    std::array::from_fn(|t| rp.add((i0 + t.min(nq - 1)) * stride + qo));
                 for jv in (0..lp).step_by(16) {
-                    let mut acc = _mm512_setzero_ps();
+                    let mut acc = [_mm512_setzero_ps(); Q];
                     for d in 0..hd {
-                        acc = _mm512_fmadd_ps(
-                            _mm512_set1_ps(*q.add(d)),
-                            _mm512_loadu_ps(kt.as_ptr().add(d * lp + jv)),
-                            acc,
+                        let k = _mm512_loadu_ps(kt.as_ptr().add(d * lp + jv));
+                        for t in 0..Q {
+                            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(*qp[t].add(d)), k, acc[t]);
+                        }
+                    }
+                    for t in 0..Q {
+                        _mm512_storeu_ps(
+                            scores.as_mut_ptr().add(t * lp + jv),
+                            _mm512_mul_ps(acc[t], _mm512_set1_ps(scale)),
                         );
                     }
-                    _mm512_storeu_ps(
-                        scores.as_mut_ptr().add(jv),
-                        _mm512_mul_ps(acc, _mm512_set1_ps(scale)),
-                    );
                 }
-                softmax(&mut scores[..len]);
-                let mut acc = [_mm512_setzero_ps(); 4];
-                for (j, &pj) in scores[..len].iter().enumerate() {
-                    let pv = _mm512_set1_ps(pj);
-                    let v = rows.as_ptr().add(j * stride + vo);
-                    for (c, acc) in acc.iter_mut().enumerate().take(nv) {
-                        *acc = _mm512_fmadd_ps(pv, _mm512_loadu_ps(v.add(16 * c)), *acc);
+                for t in 0..nq {
+                    softmax(&mut scores[t * lp..t * lp + len]);
+                }
+                let mut acc = [[_mm512_setzero_ps(); 4]; Q];
+                for j in 0..len {
+                    let v = rp.add(j * stride + vo);
+                    for c in 0..nv {
+                        let vv = _mm512_loadu_ps(v.add(16 * c));
+                        for t in 0..Q {
+                            let p = _mm512_set1_ps(*scores.get_unchecked(t * lp + j));
+                            acc[t][c] = _mm512_fmadd_ps(p, vv, acc[t][c]);
+                        }
                     }
                 }
-                for (c, acc) in acc.iter().enumerate().take(nv) {
-                    _mm512_storeu_ps(out.as_mut_ptr().add(i * h + head * hd + 16 * c), *acc);
+                for (t, acc) in acc.iter().enumerate().take(nq) {
+                    for (c, acc) in acc.iter().enumerate().take(nv) {
+                        _mm512_storeu_ps(
+                            out.as_mut_ptr().add((i0 + t) * h + head * hd + 16 * c),
+                            *acc,
+                        );
+                    }
                 }
             }
         }
