@@ -154,7 +154,29 @@ impl Q8Rows {
     /// Re-quantizes the first `m` rows from `x` (the rest keep their values).
     pub fn fill(&mut self, x: &[f32], m: usize) {
         let k = self.k;
-        assert!(m <= self.rows && x.len() >= m * k);
+        assert!(x.len() >= m * k);
+        self.fill_rows(m, &|r| &x[r * k..(r + 1) * k]);
+    }
+
+    /// Applies `prep` to each of the first `m` rows of `x` in place (a layer norm), then quantizes
+    /// them: one pass over the rows.
+    pub fn fill_after(&mut self, x: &mut [f32], m: usize, prep: &(dyn Fn(&mut [f32]) + Sync)) {
+        let k = self.k;
+        assert!(x.len() >= m * k);
+        let base = XPtr(x.as_mut_ptr());
+        self.fill_rows(m, &|r| {
+            // SAFETY: row `r` is in bounds (checked above) and handed to one task only; `x` is
+            // borrowed mutably for the whole call.
+            let row = unsafe { std::slice::from_raw_parts_mut(base.get().add(r * k), k) };
+            prep(row);
+            &*row
+        });
+    }
+
+    /// Quantizes row `r` of the first `m` from `row(r)`, the rows in parallel.
+    fn fill_rows<'x>(&mut self, m: usize, row: &(dyn Fn(usize) -> &'x [f32] + Sync)) {
+        let k = self.k;
+        assert!(m <= self.rows);
         let kb = k / QB;
         let precise = self.is_precise();
         let lo_len = if precise { m * k } else { 0 };
@@ -171,9 +193,10 @@ impl Q8Rows {
             .zip(lo_rows)
             .zip(self.d[..m * kb].par_chunks_mut(kb))
             .zip(self.corr[..m * kb].par_chunks_mut(kb))
-            .zip(x[..m * k].par_chunks(k))
+            .enumerate()
             .with_min_len(8)
-            .for_each(|((((qs, lo), d), corr), x)| {
+            .for_each(|(r, (((qs, lo), d), corr))| {
+                let x = row(r);
                 #[cfg(target_arch = "x86_64")]
                 if super::available() {
                     // SAFETY: the features are there; the slices are one row each.
@@ -345,6 +368,17 @@ pub fn matmul_reference(w: &Q4Weights, a: &Q8Rows, m: usize, out: &mut [f32], ep
             }
             out[r * w.n + c] = epilogue.apply(r, c, w.n, sum);
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct XPtr(*mut f32);
+// SAFETY: the tasks that share the pointer touch disjoint rows.
+unsafe impl Send for XPtr {}
+unsafe impl Sync for XPtr {}
+impl XPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
