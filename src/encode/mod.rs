@@ -145,46 +145,68 @@ impl Encoder {
         Ok(Tokenized { ids, spans })
     }
 
-    /// Runs a batch through the encoder: hidden states `[batch, tokens, hidden]`, the mask, and each
-    /// text's tokens.
-    fn forward(&self, texts: &[&str], prefix: Prefix) -> Result<(Tensor, Tensor, Vec<Tokenized>)> {
+    /// Runs a batch through the encoder: each text's tokens, the hidden state of each of its tokens
+    /// (`rows`: only when asked for), and its sentence vector.
+    fn forward(&self, texts: &[&str], prefix: Prefix, rows: bool) -> Result<Forwarded> {
         let toks = texts
             .iter()
             .map(|t| self.tokenize(t, prefix))
             .collect::<Result<Vec<_>>>()?;
-        let width = toks.iter().map(|t| t.ids.len()).max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(toks.len() * width);
-        let mut mask = Vec::with_capacity(toks.len() * width);
-        for t in &toks {
-            flat.extend(t.ids.iter().copied());
-            flat.extend(std::iter::repeat_n(self.pad_id, width - t.ids.len()));
-            mask.extend(std::iter::repeat_n(1u32, t.ids.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - t.ids.len()));
-        }
-        let shape = (toks.len(), width);
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let hidden = match &self.model {
+        let h = self.hidden;
+        match &self.model {
             Forward::Candle(model) => {
+                let width = toks.iter().map(|t| t.ids.len()).max().unwrap_or(0);
+                let mut flat = Vec::with_capacity(toks.len() * width);
+                let mut mask = Vec::with_capacity(toks.len() * width);
+                for t in &toks {
+                    flat.extend(t.ids.iter().copied());
+                    flat.extend(std::iter::repeat_n(self.pad_id, width - t.ids.len()));
+                    mask.extend(std::iter::repeat_n(1u32, t.ids.len()));
+                    mask.extend(std::iter::repeat_n(0u32, width - t.ids.len()));
+                }
+                let shape = (toks.len(), width);
                 let input = Tensor::from_vec(flat, shape, &self.device)?;
+                let mask = Tensor::from_vec(mask, shape, &self.device)?;
                 let types = input.zeros_like()?;
-                model.forward(&input, &types, Some(&mask))?
+                let hidden = model.forward(&input, &types, Some(&mask))?;
+                let pooled = mean_pool(&hidden, &mask)?.to_vec2::<f32>()?;
+                let rows = if rows {
+                    hidden
+                        .to_vec3::<f32>()?
+                        .into_iter()
+                        .zip(&toks)
+                        .map(|(mut r, t)| {
+                            r.truncate(t.ids.len());
+                            r
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(Forwarded { toks, rows, pooled })
             }
             Forward::Cpu(bert) => {
-                // Packed without padding; padded back (zero rows) for the pooling below.
+                // Packed without padding: each text's rows one after another.
                 let seqs: Vec<&[u32]> = toks.iter().map(|t| t.ids.as_slice()).collect();
                 let packed = bert.forward(&seqs);
-                let h = self.hidden;
-                let mut padded = vec![0f32; toks.len() * width * h];
                 let mut at = 0;
-                for (b, t) in toks.iter().enumerate() {
-                    let n = t.ids.len() * h;
-                    padded[b * width * h..b * width * h + n].copy_from_slice(&packed[at..at + n]);
-                    at += n;
+                let mut all_rows = Vec::with_capacity(if rows { toks.len() } else { 0 });
+                let mut pooled = Vec::with_capacity(toks.len());
+                for t in &toks {
+                    let mine = &packed[at * h..(at + t.ids.len()) * h];
+                    at += t.ids.len();
+                    pooled.push(unit_mean_of_rows(mine, h));
+                    if rows {
+                        all_rows.push(mine.chunks_exact(h).map(<[f32]>::to_vec).collect());
+                    }
                 }
-                Tensor::from_vec(padded, (toks.len(), width, h), &self.device)?
+                Ok(Forwarded {
+                    toks,
+                    rows: all_rows,
+                    pooled,
+                })
             }
-        };
-        Ok((hidden, mask, toks))
+        }
     }
 
     /// One unit vector per text, in order.
@@ -192,8 +214,7 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, mask, _) = self.forward(texts, prefix)?;
-        Ok(mean_pool(&hidden, &mask)?.to_vec2::<f32>()?)
+        Ok(self.forward(texts, prefix, false)?.pooled)
     }
 
     /// The sentence vector and the contextual vector of every token, with the byte range each token
@@ -202,12 +223,10 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, mask, toks) = self.forward(texts, prefix)?;
-        let pooled = mean_pool(&hidden, &mask)?.to_vec2::<f32>()?;
-        let hidden = hidden.to_vec3::<f32>()?;
+        let Forwarded { toks, rows, pooled } = self.forward(texts, prefix, true)?;
         Ok(toks
             .into_iter()
-            .zip(hidden)
+            .zip(rows)
             .zip(pooled)
             .map(|((t, rows), sentence)| {
                 let mut spans = Vec::new();
@@ -226,6 +245,15 @@ impl Encoder {
             })
             .collect())
     }
+}
+
+/// What one pass of the encoder gives for a batch.
+struct Forwarded {
+    toks: Vec<Tokenized>,
+    /// Per text, its tokens' hidden states (empty when not asked for).
+    rows: Vec<Vec<Vec<f32>>>,
+    /// Per text, the L2-normalised mean of its tokens' states.
+    pooled: Vec<Vec<f32>>,
 }
 
 /// What [`Encoder::embed_tokens`] returns for one text.
@@ -253,6 +281,19 @@ fn mean_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let mean = summed.broadcast_div(&counts)?;
     let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
     Ok(mean.broadcast_div(&norm)?)
+}
+
+/// The mean of `rows` (each `h` wide, at least one), then unit length; as [`mean_pool`] computes it.
+fn unit_mean_of_rows(rows: &[f32], h: usize) -> Vec<f32> {
+    let mut mean = vec![0f32; h];
+    for row in rows.chunks_exact(h) {
+        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+    }
+    let n = (rows.len() / h).max(1) as f32;
+    mean.iter_mut().for_each(|m| *m /= n);
+    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    mean.iter_mut().for_each(|m| *m /= norm);
+    mean
 }
 
 /// Cosine similarity of two unit vectors.
