@@ -319,6 +319,8 @@ mod simd {
     ///
     /// # Safety
     /// AVX-512 F; `hd` a multiple of 16, at most 64; the slices as long as the shapes say.
+    // Index loops over constant bounds keep the accumulators in registers.
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn attend(
         rows: &[f32],

@@ -409,7 +409,9 @@ mod avx512_q4 {
     /// # Safety
     /// AVX-512 F, BW and VNNI; `out` holds `m * w.n` values; no other thread writes these rows of
     /// these columns.
-    #[allow(clippy::too_many_arguments)]
+    // Index loops over constant bounds keep the accumulators in registers (iterators over the
+    // arrays left them on the stack).
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn task<const PRECISE: bool>(
         w: &Q4Weights,

@@ -70,7 +70,7 @@ impl RawTensor {
         match &self.data {
             RawData::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
             RawData::Q4_0(bytes) => {
-                debug_assert!(start % 32 == 0 && out.len() % 32 == 0);
+                debug_assert!(start.is_multiple_of(32) && out.len().is_multiple_of(32));
                 for (b, y) in out.chunks_exact_mut(32).enumerate() {
                     let at = (start / 32 + b) * Q4_0_BLOCK_BYTES;
                     dequantize_q4_0(&bytes[at..at + Q4_0_BLOCK_BYTES], y);
