@@ -1,13 +1,19 @@
 //! `sift bench` through the real binary and the real models: the prompt file is fed verbatim (chat
 //! markers become their special tokens), exactly the asked number of tokens is decoded, and every field
-//! of the report is there; `--encoder` reports the batch speed of spam detection.
+//! of the report is there; `--encoder` reports the batch speed of spam detection and which encoder
+//! forward ran (`SIFT_NO_FAST_KERNELS` selects candle's).
 
 use std::process::Command;
 
 const SIFT: &str = env!("CARGO_BIN_EXE_sift");
 
 fn bench(args: &[&str]) -> serde_json::Value {
+    bench_with(args, &[])
+}
+
+fn bench_with(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let out = Command::new(SIFT)
+        .envs(env.iter().copied())
         .args([
             "--offline",
             "-q",
@@ -81,4 +87,18 @@ fn encoder_bench_counts_the_sentences_of_a_folder() {
     assert_eq!(v["documents"], 2);
     assert_eq!(v["sentences"], 5);
     assert!(v["sentences_per_s"].as_f64().unwrap() > 0.0);
+    let forward = v["forward"].as_str().unwrap();
+    assert!(["cpu-int8", "candle"].contains(&forward), "{forward}");
+}
+
+#[test]
+fn encoder_bench_can_run_candles_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "One sentence. Another one.").unwrap();
+    let v = bench_with(
+        &["--encoder", dir.path().to_str().unwrap()],
+        &[("SIFT_NO_FAST_KERNELS", "1")],
+    );
+    assert_eq!(v["forward"], "candle");
+    assert_eq!(v["sentences"], 2);
 }

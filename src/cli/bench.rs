@@ -133,6 +133,7 @@ fn encoder(global: &GlobalArgs, dir: &Path, format: Format) -> Result<bool> {
     let sentences: usize = detections.iter().map(|d| d.sentences.len()).sum();
     let out = json!({
         "model": "encoder",
+        "forward": encoder.forward_name(),
         "threads": rayon::current_num_threads(),
         "documents": texts.len(),
         "sentences": sentences,

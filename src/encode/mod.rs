@@ -3,6 +3,13 @@
 //! e5 models are trained with a role prefix (`query: ` or `passage: `) and read up to their position
 //! limit; longer inputs are cut at the limit. Texts are batched with padding and an attention mask, so
 //! padding never leaks into the mean.
+//!
+//! One model, two forwards: on a CPU with AVX-512 VNNI the encoder runs its own forward ([`cpu`]:
+//! int8 products on the Q4_0 weights, no padding computed); elsewhere (CUDA, other CPUs, or
+//! `SIFT_NO_FAST_KERNELS` set) candle's `BertModel`, which is also the reference the fast one is
+//! tested against.
+
+pub mod cpu;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -27,9 +34,23 @@ impl Prefix {
     }
 }
 
+/// Which forward pass computes the hidden states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardKind {
+    /// [`cpu::CpuBert`] where the device is the CPU and the CPU has the features, candle otherwise.
+    Auto,
+    /// candle's `BertModel`, always.
+    Reference,
+}
+
+enum Forward {
+    Candle(BertModel),
+    Cpu(cpu::CpuBert),
+}
+
 /// A loaded sentence encoder.
 pub struct Encoder {
-    model: BertModel,
+    model: Forward,
     tokenizer: E5Tokenizer,
     pad_id: u32,
     max_tokens: usize,
@@ -38,13 +59,35 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// Loads an E5S1 image onto `device`. It computes in f32 on every device: in bf16 (tried on the
-    /// CPU) the token head found none of the seed's five spans, and candle's BERT cannot run in f16
-    /// (its attention mask is built from `f32::MIN`, which is `-inf` in f16).
+    /// Loads an E5S1 image onto `device`, with the fastest forward this machine has. Candle's
+    /// computes in f32 on every device: in bf16 (tried on the CPU) the token head found none of the
+    /// seed's five spans, and candle's BERT cannot run in f16 (its attention mask is built from
+    /// `f32::MIN`, which is `-inf` in f16).
     pub fn load_e5s1(path: &std::path::Path, device: &Device) -> Result<Self> {
-        let image = e5s1::load(path, device)?;
-        let vb = VarBuilder::from_tensors(image.tensors, DType::F32, device);
-        let model = BertModel::load(vb, &image.config).map_err(|e| Error::format(path, e))?;
+        Self::load_e5s1_with(path, device, ForwardKind::Auto)
+    }
+
+    /// Loads an E5S1 image with the forward `kind` asks for.
+    pub fn load_e5s1_with(
+        path: &std::path::Path,
+        device: &Device,
+        kind: ForwardKind,
+    ) -> Result<Self> {
+        let image = e5s1::load(path)?;
+        let fast = kind == ForwardKind::Auto && device.is_cpu() && cpu::available();
+        // An image this forward cannot run (not Q4_0, another head width) goes to candle.
+        let model = match fast.then(|| cpu::CpuBert::new(&image)) {
+            Some(Ok(bert)) => Forward::Cpu(bert),
+            _ => {
+                let tensors = image
+                    .candle_tensors(device)
+                    .map_err(|e| Error::format(path, e))?;
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+                Forward::Candle(
+                    BertModel::load(vb, &image.config).map_err(|e| Error::format(path, e))?,
+                )
+            }
+        };
         Ok(Self {
             model,
             tokenizer: image.tokenizer,
@@ -53,6 +96,14 @@ impl Encoder {
             hidden: image.config.hidden_size,
             device: device.clone(),
         })
+    }
+
+    /// Which forward runs: `"cpu-int8"` (this crate's, [`cpu`]) or `"candle"`.
+    pub fn forward_name(&self) -> &'static str {
+        match self.model {
+            Forward::Cpu(_) => "cpu-int8",
+            Forward::Candle(_) => "candle",
+        }
     }
 
     /// The device the encoder runs on.
@@ -94,28 +145,68 @@ impl Encoder {
         Ok(Tokenized { ids, spans })
     }
 
-    /// Runs a batch through the encoder: hidden states `[batch, tokens, hidden]`, the mask, and each
-    /// text's tokens.
-    fn forward(&self, texts: &[&str], prefix: Prefix) -> Result<(Tensor, Tensor, Vec<Tokenized>)> {
+    /// Runs a batch through the encoder: each text's tokens, the hidden state of each of its tokens
+    /// (`rows`: only when asked for), and its sentence vector.
+    fn forward(&self, texts: &[&str], prefix: Prefix, rows: bool) -> Result<Forwarded> {
         let toks = texts
             .iter()
             .map(|t| self.tokenize(t, prefix))
             .collect::<Result<Vec<_>>>()?;
-        let width = toks.iter().map(|t| t.ids.len()).max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(toks.len() * width);
-        let mut mask = Vec::with_capacity(toks.len() * width);
-        for t in &toks {
-            flat.extend(t.ids.iter().copied());
-            flat.extend(std::iter::repeat_n(self.pad_id, width - t.ids.len()));
-            mask.extend(std::iter::repeat_n(1u32, t.ids.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - t.ids.len()));
+        let h = self.hidden;
+        match &self.model {
+            Forward::Candle(model) => {
+                let width = toks.iter().map(|t| t.ids.len()).max().unwrap_or(0);
+                let mut flat = Vec::with_capacity(toks.len() * width);
+                let mut mask = Vec::with_capacity(toks.len() * width);
+                for t in &toks {
+                    flat.extend(t.ids.iter().copied());
+                    flat.extend(std::iter::repeat_n(self.pad_id, width - t.ids.len()));
+                    mask.extend(std::iter::repeat_n(1u32, t.ids.len()));
+                    mask.extend(std::iter::repeat_n(0u32, width - t.ids.len()));
+                }
+                let shape = (toks.len(), width);
+                let input = Tensor::from_vec(flat, shape, &self.device)?;
+                let mask = Tensor::from_vec(mask, shape, &self.device)?;
+                let types = input.zeros_like()?;
+                let hidden = model.forward(&input, &types, Some(&mask))?;
+                let pooled = mean_pool(&hidden, &mask)?.to_vec2::<f32>()?;
+                let rows = if rows {
+                    hidden
+                        .to_vec3::<f32>()?
+                        .into_iter()
+                        .zip(&toks)
+                        .map(|(mut r, t)| {
+                            r.truncate(t.ids.len());
+                            r
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Ok(Forwarded { toks, rows, pooled })
+            }
+            Forward::Cpu(bert) => {
+                // Packed without padding: each text's rows one after another.
+                let seqs: Vec<&[u32]> = toks.iter().map(|t| t.ids.as_slice()).collect();
+                let packed = bert.forward(&seqs);
+                let mut at = 0;
+                let mut all_rows = Vec::with_capacity(if rows { toks.len() } else { 0 });
+                let mut pooled = Vec::with_capacity(toks.len());
+                for t in &toks {
+                    let mine = &packed[at * h..(at + t.ids.len()) * h];
+                    at += t.ids.len();
+                    pooled.push(unit_mean_of_rows(mine, h));
+                    if rows {
+                        all_rows.push(mine.chunks_exact(h).map(<[f32]>::to_vec).collect());
+                    }
+                }
+                Ok(Forwarded {
+                    toks,
+                    rows: all_rows,
+                    pooled,
+                })
+            }
         }
-        let shape = (toks.len(), width);
-        let input = Tensor::from_vec(flat, shape, &self.device)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let types = input.zeros_like()?;
-        let hidden = self.model.forward(&input, &types, Some(&mask))?;
-        Ok((hidden, mask, toks))
     }
 
     /// One unit vector per text, in order.
@@ -123,8 +214,7 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, mask, _) = self.forward(texts, prefix)?;
-        Ok(mean_pool(&hidden, &mask)?.to_vec2::<f32>()?)
+        Ok(self.forward(texts, prefix, false)?.pooled)
     }
 
     /// The sentence vector and the contextual vector of every token, with the byte range each token
@@ -133,12 +223,10 @@ impl Encoder {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (hidden, mask, toks) = self.forward(texts, prefix)?;
-        let pooled = mean_pool(&hidden, &mask)?.to_vec2::<f32>()?;
-        let hidden = hidden.to_vec3::<f32>()?;
+        let Forwarded { toks, rows, pooled } = self.forward(texts, prefix, true)?;
         Ok(toks
             .into_iter()
-            .zip(hidden)
+            .zip(rows)
             .zip(pooled)
             .map(|((t, rows), sentence)| {
                 let mut spans = Vec::new();
@@ -157,6 +245,15 @@ impl Encoder {
             })
             .collect())
     }
+}
+
+/// What one pass of the encoder gives for a batch.
+struct Forwarded {
+    toks: Vec<Tokenized>,
+    /// Per text, its tokens' hidden states (empty when not asked for).
+    rows: Vec<Vec<Vec<f32>>>,
+    /// Per text, the L2-normalised mean of its tokens' states.
+    pooled: Vec<Vec<f32>>,
 }
 
 /// What [`Encoder::embed_tokens`] returns for one text.
@@ -184,6 +281,19 @@ fn mean_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let mean = summed.broadcast_div(&counts)?;
     let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
     Ok(mean.broadcast_div(&norm)?)
+}
+
+/// The mean of `rows` (each `h` wide, at least one), then unit length; as [`mean_pool`] computes it.
+fn unit_mean_of_rows(rows: &[f32], h: usize) -> Vec<f32> {
+    let mut mean = vec![0f32; h];
+    for row in rows.chunks_exact(h) {
+        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+    }
+    let n = (rows.len() / h).max(1) as f32;
+    mean.iter_mut().for_each(|m| *m /= n);
+    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    mean.iter_mut().for_each(|m| *m /= norm);
+    mean
 }
 
 /// Cosine similarity of two unit vectors.

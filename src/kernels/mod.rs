@@ -27,6 +27,8 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod q4_0;
+pub mod vmath;
 
 /// Values per quantization block (Q4_K, Q6_K and the activations' Q8_K-like blocks).
 pub const QK: usize = 256;

@@ -2,10 +2,12 @@
 //!
 //! Nothing but that package reads the format, so sift reads it itself: the header gives the BERT shape,
 //! the vocabulary section the Unigram pieces and scores, a character table the normalisation (close to
-//! NFKC), and the tensor directory the weights, f32 or Q4_0 (ggml's block layout, dequantised with
-//! candle). The weights are renamed to the Hugging Face BERT names that `candle_transformers`' `bert`
-//! loads, and the tokenizer is assembled with the `tokenizers` crate. Loaded directly, every run; no
-//! conversion step, no Python.
+//! NFKC), and the tensor directory the weights, f32 or Q4_0 (ggml's block layout). The weights are
+//! renamed to the Hugging Face BERT names that `candle_transformers`' `bert` loads and kept as the
+//! image holds them ([`RawTensor`]): candle's reference forward gets them dequantised
+//! ([`E5Image::candle_tensors`]), the CPU forward (`crate::encode::cpu`) keeps the Q4_0 blocks. The
+//! tokenizer is assembled with the `tokenizers` crate. Loaded directly, every run; no conversion
+//! step, no Python.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,22 +27,102 @@ use crate::error::{Error, Result};
 pub type E5Tokenizer =
     TokenizerImpl<Unigram, CharTableNormalizer, Metaspace, TemplateProcessing, Metaspace>;
 
-/// Everything the image holds, ready for candle and the tokenizer.
+/// Everything the image holds: the shape, the weights as stored, and the tokenizer.
 pub struct E5Image {
     pub config: Config,
-    /// Tensors under the Hugging Face BERT names, in f32.
-    pub tensors: HashMap<String, Tensor>,
+    /// Tensors under the Hugging Face BERT names, as the image stores them.
+    pub weights: HashMap<String, RawTensor>,
     pub tokenizer: E5Tokenizer,
     pub pad_id: u32,
 }
 
-const MAGIC: &[u8; 4] = b"E5S1";
-const Q4_0_BLOCK_BYTES: usize = 18;
+/// One tensor as the image stores it, in its Hugging Face shape (`[out, in]` for a matrix).
+#[derive(Debug, Clone)]
+pub struct RawTensor {
+    pub shape: Vec<usize>,
+    pub data: RawData,
+}
 
-/// Reads the image at `path`; weights are dequantised onto `device`.
-pub fn load(path: &Path, device: &Device) -> Result<E5Image> {
+#[derive(Debug, Clone)]
+pub enum RawData {
+    F32(Vec<f32>),
+    /// ggml's `block_q4_0` blocks of 32 values along the last dimension: an f16 scale `d`, then 16
+    /// bytes whose low nibbles are values 0..16 and high nibbles values 16..32; a value is
+    /// `d * (nibble - 8)`.
+    Q4_0(Vec<u8>),
+}
+
+/// Bytes of one Q4_0 block.
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+
+impl RawTensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values `start..start + out.len()` of the flat tensor as f32 (Q4_0: `start` and the length
+    /// whole blocks). Exact: a Q4_0 value is an f16 times a 4-bit integer.
+    pub fn read_f32(&self, start: usize, out: &mut [f32]) {
+        match &self.data {
+            RawData::F32(v) => out.copy_from_slice(&v[start..start + out.len()]),
+            RawData::Q4_0(bytes) => {
+                debug_assert!(start.is_multiple_of(32) && out.len().is_multiple_of(32));
+                for (b, y) in out.chunks_exact_mut(32).enumerate() {
+                    let at = (start / 32 + b) * Q4_0_BLOCK_BYTES;
+                    dequantize_q4_0(&bytes[at..at + Q4_0_BLOCK_BYTES], y);
+                }
+            }
+        }
+    }
+
+    /// The whole tensor as f32.
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.len()];
+        self.read_f32(0, &mut out);
+        out
+    }
+}
+
+/// One Q4_0 block into 32 values.
+pub fn dequantize_q4_0(block: &[u8], y: &mut [f32]) {
+    let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+    for (j, &q) in block[2..18].iter().enumerate() {
+        y[j] = d * ((q & 0x0F) as i32 - 8) as f32;
+        y[j + 16] = d * ((q >> 4) as i32 - 8) as f32;
+    }
+}
+
+impl E5Image {
+    /// The tensors in f32 on `device`, for candle's `BertModel`.
+    pub fn candle_tensors(&self, device: &Device) -> candle_core::Result<HashMap<String, Tensor>> {
+        self.weights
+            .iter()
+            .map(|(name, t)| {
+                let tensor = match &t.data {
+                    RawData::F32(v) => Tensor::from_slice(v, t.shape.as_slice(), device)?,
+                    // ggml's block_q4_0 is exactly this layout: dequantised with candle.
+                    RawData::Q4_0(bytes) => {
+                        qtensor_from_ggml(GgmlDType::Q4_0, bytes, vec![t.len()], device)?
+                            .dequantize(device)?
+                            .reshape(t.shape.as_slice())?
+                    }
+                };
+                Ok((name.clone(), tensor))
+            })
+            .collect()
+    }
+}
+
+const MAGIC: &[u8; 4] = b"E5S1";
+
+/// Reads the image at `path`.
+pub fn load(path: &Path) -> Result<E5Image> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&data, device).map_err(|e| Error::format(path, e))
+    parse(&data).map_err(|e| Error::format(path, e))
 }
 
 /// A bounds-checked little-endian reader: a malformed image is an error, never a panic.
@@ -88,7 +170,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse(data: &[u8], device: &Device) -> std::result::Result<E5Image, String> {
+fn parse(data: &[u8]) -> std::result::Result<E5Image, String> {
     let mut c = Cursor { data, pos: 0 };
     if c.take(4)? != MAGIC {
         return Err("not an E5S1 image (bad magic)".into());
@@ -112,7 +194,7 @@ fn parse(data: &[u8], device: &Device) -> std::result::Result<E5Image, String> {
 
     let (pieces, scores, ids) = read_vocabulary(&mut c)?;
     let table = read_char_table(&mut c)?;
-    let tensors = read_tensors(&mut c, data, hidden, device)?;
+    let weights = read_tensors(&mut c, data, hidden)?;
 
     let config = Config {
         vocab_size: vocab,
@@ -133,7 +215,7 @@ fn parse(data: &[u8], device: &Device) -> std::result::Result<E5Image, String> {
     let tokenizer = build_tokenizer(pieces, scores, &ids, table)?;
     Ok(E5Image {
         config,
-        tensors,
+        weights,
         tokenizer,
         pad_id: ids.pad,
     })
@@ -210,8 +292,7 @@ fn read_tensors(
     c: &mut Cursor,
     data: &[u8],
     hidden: usize,
-    device: &Device,
-) -> std::result::Result<HashMap<String, Tensor>, String> {
+) -> std::result::Result<HashMap<String, RawTensor>, String> {
     let n = c.count("tensor")?;
     let mut out = HashMap::with_capacity(n);
     for _ in 0..n {
@@ -228,10 +309,8 @@ fn read_tensors(
             .ok_or_else(|| format!("tensor {name} lies outside the file"))?;
         let hf_name = hf_bert_name(&name).ok_or_else(|| format!("unknown tensor name {name}"))?;
         let shape = shape_of(&name, count, hidden)?;
-        let tensor = decode_tensor(&name, bytes, count, device)?
-            .reshape(shape)
-            .map_err(|e| format!("tensor {name}: {e}"))?;
-        out.insert(hf_name, tensor);
+        let data = decode_tensor(&name, bytes, count)?;
+        out.insert(hf_name, RawTensor { shape, data });
     }
     Ok(out)
 }
@@ -258,19 +337,13 @@ fn shape_of(name: &str, count: usize, hidden: usize) -> std::result::Result<Vec<
 }
 
 /// Decodes a flat tensor: f32 when it has 4 bytes an element, Q4_0 otherwise.
-fn decode_tensor(
-    name: &str,
-    bytes: &[u8],
-    count: usize,
-    device: &Device,
-) -> std::result::Result<Tensor, String> {
-    let err = |e: candle_core::Error| format!("tensor {name}: {e}");
+fn decode_tensor(name: &str, bytes: &[u8], count: usize) -> std::result::Result<RawData, String> {
     if bytes.len() == 4 * count {
         let values: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
             .collect();
-        return Tensor::from_vec(values, count, device).map_err(err);
+        return Ok(RawData::F32(values));
     }
     if !count.is_multiple_of(32) || bytes.len() != count / 32 * Q4_0_BLOCK_BYTES {
         return Err(format!(
@@ -278,9 +351,7 @@ fn decode_tensor(
             bytes.len()
         ));
     }
-    // ggml's block_q4_0 is exactly this layout: f16 scale, then 16 bytes of nibbles, low nibbles first.
-    let q = qtensor_from_ggml(GgmlDType::Q4_0, bytes, vec![count], device).map_err(err)?;
-    q.dequantize(device).map_err(err)
+    Ok(RawData::Q4_0(bytes.to_vec()))
 }
 
 /// Maps an E5S1 tensor name onto the Hugging Face BERT name.
@@ -412,10 +483,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage_without_panicking() {
-        assert!(parse(b"", &Device::Cpu).is_err());
-        assert!(parse(b"E5S1\x01\0\0\0", &Device::Cpu).is_err());
+        assert!(parse(b"").is_err());
+        assert!(parse(b"E5S1\x01\0\0\0").is_err());
         let mut bad = b"E5S1\x01\0\0\0".to_vec();
         bad.extend((-1i32).to_le_bytes());
-        assert!(parse(&bad, &Device::Cpu).is_err());
+        assert!(parse(&bad).is_err());
     }
 }
