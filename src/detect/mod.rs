@@ -314,12 +314,14 @@ impl Detector<'_> {
                     .match_indices([',', '，'])
                     .map(move |(i, c)| (s.start + i + c.len(), s.end))
             })
+            // Only tails that could pass are embedded: the cue word costs nothing to check first.
             .filter(|&(a, b)| {
                 text[a..b]
                     .chars()
                     .next()
                     .is_some_and(|c| !c.is_whitespace())
                     && weight(&text[a..b]) >= MIN_INSTRUCTION_WEIGHT
+                    && cues::addresses_a_model(&text[a..b])
             })
             .collect();
         if !tails.is_empty() {
