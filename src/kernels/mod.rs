@@ -302,13 +302,14 @@ pub fn matmul_panels(
     });
 }
 
+/// An output buffer shared by the tasks of one product, each of which writes its own elements.
 #[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
+pub(crate) struct SyncPtr(pub(crate) *mut f32);
 // SAFETY: the tasks that share the pointer write disjoint elements.
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 impl SyncPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

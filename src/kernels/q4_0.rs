@@ -24,6 +24,7 @@
 
 use rayon::prelude::*;
 
+use super::SyncPtr;
 use crate::model::e5s1::Q4_0_BLOCK_BYTES;
 
 /// Values per block, weights and activations alike.
@@ -163,7 +164,7 @@ impl Q8Rows {
     pub fn fill_after(&mut self, x: &mut [f32], m: usize, prep: &(dyn Fn(&mut [f32]) + Sync)) {
         let k = self.k;
         assert!(x.len() >= m * k);
-        let base = XPtr(x.as_mut_ptr());
+        let base = SyncPtr(x.as_mut_ptr());
         self.fill_rows(m, &|r| {
             // SAFETY: row `r` is in bounds (checked above) and handed to one task only; `x` is
             // borrowed mutably for the whole call.
@@ -368,28 +369,6 @@ pub fn matmul_reference(w: &Q4Weights, a: &Q8Rows, m: usize, out: &mut [f32], ep
             }
             out[r * w.n + c] = epilogue.apply(r, c, w.n, sum);
         }
-    }
-}
-
-#[derive(Clone, Copy)]
-struct XPtr(*mut f32);
-// SAFETY: the tasks that share the pointer touch disjoint rows.
-unsafe impl Send for XPtr {}
-unsafe impl Sync for XPtr {}
-impl XPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SyncPtr(*mut f32);
-// SAFETY: the tasks that share the pointer write disjoint elements.
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
-impl SyncPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 
