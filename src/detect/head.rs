@@ -3,8 +3,10 @@
 //!
 //! Its input is the token's vector beside the mean of its neighbours', its sentence's vector and the
 //! document's centre, so it can weigh a token against the words around it, its sentence, and what the
-//! whole article is about. Its weights are data (`models/spam-head.safetensors`, compiled in), produced by
-//! `sift train` from the corpus in `data/train/`.
+//! whole article is about. Two linear tests ride along on a text's own vector: the phrase test (does it
+//! read as a spam phrase) and the instruction test (does it address a model that reads the article).
+//! All weights are data (`models/spam-head.safetensors`, compiled in), produced by `sift train` from the
+//! corpus in `data/train/`.
 
 use std::collections::HashMap;
 use std::path::Path;

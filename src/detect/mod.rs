@@ -7,8 +7,11 @@
 //! candidate must then pass the phrase test: embedded on its own, it must read as a spam phrase. A
 //! phrase that recurs verbatim elsewhere in the article is found at every occurrence, its edges set to
 //! where the occurrences stop agreeing, and a line mostly covered by spam that passes the phrase test
-//! as a whole is spam as a whole. Sentences are labelled `genuine`, `mixed` or `spam` from the spans
-//! they contain. `SIFT_DEBUG=1` prints each candidate's scores on stderr.
+//! as a whole is spam as a whole. Instructions planted for a model that reads the article advertise
+//! nothing, so the phrase test misses them: the instruction test (a third head) judges every sentence,
+//! every tail after a glued comma and every candidate, and a text it is sure of that names what it
+//! addresses ([`cues`]) is injected too. Sentences are labelled `genuine`, `mixed` or `spam` from the
+//! spans they contain. `SIFT_DEBUG=1` prints each candidate's scores on stderr.
 
 pub mod cues;
 pub mod decode;
@@ -214,10 +217,7 @@ impl<'a> Detector<'a> {
             let phrase = self.head.phrase_probabilities(&vectors)?;
             let instruction = self.head.instruction_probabilities(&vectors)?;
             for ((c, p), i) in candidates.iter().zip(&phrase).zip(&instruction) {
-                let q = if *i >= o.instruction_threshold
-                    && weight(&text[c.start..c.end]) >= MIN_INSTRUCTION_WEIGHT
-                    && cues::addresses_a_model(&text[c.start..c.end])
-                {
+                let q = if self.is_instruction(&text[c.start..c.end], *i) {
                     p.max(*i)
                 } else {
                     *p
@@ -285,17 +285,13 @@ impl Detector<'_> {
         sents: &[segment::Span],
         sentence_vectors: &[&[f32]],
     ) -> Result<Vec<Span>> {
-        let o = &self.options;
         let mut found = Vec::new();
         let mut judge = |(a, b): (usize, usize), p: f32| {
             if std::env::var_os("SIFT_DEBUG").is_some() && p >= 0.5 {
                 eprintln!("sift: instruction {p:.3}: {:?}", &text[a..b]);
             }
             let (start, end) = spans::trim(text, a, b);
-            if p >= o.instruction_threshold
-                && weight(&text[start..end]) >= MIN_INSTRUCTION_WEIGHT
-                && cues::addresses_a_model(&text[start..end])
-            {
+            if self.is_instruction(&text[start..end], p) {
                 found.push(Span {
                     start,
                     end,
@@ -336,6 +332,14 @@ impl Detector<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// Whether `text`, which the instruction test gave `p`, counts as an injected instruction: the test
+    /// is sure, the text is a clause, and it carries a word that addresses a model.
+    fn is_instruction(&self, text: &str, p: f32) -> bool {
+        p >= self.options.instruction_threshold
+            && weight(text) >= MIN_INSTRUCTION_WEIGHT
+            && cues::addresses_a_model(text)
     }
 
     /// The phrase test: how much each text, embedded on its own, reads like a spam phrase.

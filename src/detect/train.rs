@@ -5,8 +5,10 @@
 //! injected the ways spammers inject them (glued after a comma, glued to the next sentence, between
 //! spaces, appended, or standing alone as a line); a token is spam when most of its bytes are injected.
 //! The encoder turns every example into contextual token vectors once, and the head is fitted on them
-//! with AdamW. Everything is seeded, so the same corpus gives the same weights. The development set in
-//! `data/dev/` is never read here: it stays a fair measure.
+//! with AdamW. The phrase test is fitted on phrases against genuine text, and the instruction test on
+//! `instructions.tsv` against genuine sentences and `imperatives.txt`, both on texts' own vectors.
+//! Everything is seeded, so the same corpus gives the same weights. The development set in `data/dev/`
+//! and the injected-instruction set in `data/injections/` are never read here: they stay fair measures.
 
 use std::path::Path;
 
