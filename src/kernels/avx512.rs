@@ -320,6 +320,38 @@ unsafe fn bcast_w(w: &WeightBlock, at: usize) -> __m512i {
     _mm512_set1_epi32(std::ptr::read_unaligned(w.q.as_ptr().add(at) as *const i32))
 }
 
+/// One sub-block group of [`panel_2x2`]: the int8 products of weight rows `w` with panels `p` over
+/// the 4-byte groups `groups`, summed onto `is` (zero, or the Q6_K offset terms), then scaled by each
+/// weight row's sub-scale into `accb`.
+#[inline(always)]
+unsafe fn group_2x2(
+    mut is: [[__m512i; 2]; 2],
+    w: [&WeightBlock; 2],
+    p: [&PanelBlock; 2],
+    groups: std::ops::Range<usize>,
+    scales: [f32; 2],
+    accb: &mut [[__m512; 2]; 2],
+) {
+    for g in groups {
+        let a = [
+            _mm512_load_si512(p[0].qs[g].as_ptr() as *const _),
+            _mm512_load_si512(p[1].qs[g].as_ptr() as *const _),
+        ];
+        for x in 0..2 {
+            let b = bcast_w(w[x], 4 * g);
+            for y in 0..2 {
+                is[x][y] = _mm512_dpbusd_epi32(is[x][y], b, a[y]);
+            }
+        }
+    }
+    for x in 0..2 {
+        let s = _mm512_set1_ps(scales[x]);
+        for y in 0..2 {
+            accb[x][y] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[x][y]), s, accb[x][y]);
+        }
+    }
+}
+
 /// Two weight rows (`w0`, `w1`: `kb` unpacked blocks each) against two panels (`p0`, `p1`: `kb`
 /// blocks each): `out[x][y]` = the 16 tokens of panel y times weight row x.
 ///
@@ -340,31 +372,41 @@ pub unsafe fn panel_2x2(
         let mut accb = [[_mm512_setzero_ps(); 2]; 2];
         if q4k {
             for j in 0..8 {
-                let mut is = [[_mm512_setzero_si512(); 2]; 2];
-                for g in 8 * j..8 * j + 8 {
-                    let a0 = _mm512_load_si512(p0.qs[g].as_ptr() as *const _);
-                    let a1 = _mm512_load_si512(p1.qs[g].as_ptr() as *const _);
-                    let b0 = bcast_w(w0, 4 * g);
-                    let b1 = bcast_w(w1, 4 * g);
-                    is[0][0] = _mm512_dpbusd_epi32(is[0][0], b0, a0);
-                    is[0][1] = _mm512_dpbusd_epi32(is[0][1], b0, a1);
-                    is[1][0] = _mm512_dpbusd_epi32(is[1][0], b1, a0);
-                    is[1][1] = _mm512_dpbusd_epi32(is[1][1], b1, a1);
-                }
-                let s = [_mm512_set1_ps(w0.sc[j]), _mm512_set1_ps(w1.sc[j])];
-                for x in 0..2 {
-                    for y in 0..2 {
-                        accb[x][y] =
-                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[x][y]), s[x], accb[x][y]);
-                    }
-                }
+                let start = [[_mm512_setzero_si512(); 2]; 2];
+                let scales = [w0.sc[j], w1.sc[j]];
+                group_2x2(
+                    start,
+                    [w0, w1],
+                    [p0, p1],
+                    8 * j..8 * j + 8,
+                    scales,
+                    &mut accb,
+                );
             }
-            let d = [_mm512_load_ps(p0.d.as_ptr()), _mm512_load_ps(p1.d.as_ptr())];
-            for x in 0..2 {
-                for y in 0..2 {
-                    acc[x][y] = _mm512_fmadd_ps(accb[x][y], d[y], acc[x][y]);
-                }
+        } else {
+            for j in 0..16 {
+                let o = [
+                    _mm512_load_si512(p0.nbs16[j].as_ptr() as *const _),
+                    _mm512_load_si512(p1.nbs16[j].as_ptr() as *const _),
+                ];
+                let scales = [w0.sc[j], w1.sc[j]];
+                group_2x2(
+                    [o, o],
+                    [w0, w1],
+                    [p0, p1],
+                    4 * j..4 * j + 4,
+                    scales,
+                    &mut accb,
+                );
             }
+        }
+        let d = [_mm512_load_ps(p0.d.as_ptr()), _mm512_load_ps(p1.d.as_ptr())];
+        for x in 0..2 {
+            for y in 0..2 {
+                acc[x][y] = _mm512_fmadd_ps(accb[x][y], d[y], acc[x][y]);
+            }
+        }
+        if q4k {
             for j in 0..8 {
                 let m = [_mm512_set1_ps(w0.mn[j]), _mm512_set1_ps(w1.mn[j])];
                 let s = [
@@ -375,37 +417,6 @@ pub unsafe fn panel_2x2(
                     for y in 0..2 {
                         acc[x][y] = _mm512_fnmadd_ps(m[x], s[y], acc[x][y]);
                     }
-                }
-            }
-        } else {
-            for j in 0..16 {
-                let o = [
-                    _mm512_load_si512(p0.nbs16[j].as_ptr() as *const _),
-                    _mm512_load_si512(p1.nbs16[j].as_ptr() as *const _),
-                ];
-                let mut is = [[o[0], o[1]], [o[0], o[1]]];
-                for g in 4 * j..4 * j + 4 {
-                    let a0 = _mm512_load_si512(p0.qs[g].as_ptr() as *const _);
-                    let a1 = _mm512_load_si512(p1.qs[g].as_ptr() as *const _);
-                    let b0 = bcast_w(w0, 4 * g);
-                    let b1 = bcast_w(w1, 4 * g);
-                    is[0][0] = _mm512_dpbusd_epi32(is[0][0], b0, a0);
-                    is[0][1] = _mm512_dpbusd_epi32(is[0][1], b0, a1);
-                    is[1][0] = _mm512_dpbusd_epi32(is[1][0], b1, a0);
-                    is[1][1] = _mm512_dpbusd_epi32(is[1][1], b1, a1);
-                }
-                let s = [_mm512_set1_ps(w0.sc[j]), _mm512_set1_ps(w1.sc[j])];
-                for x in 0..2 {
-                    for y in 0..2 {
-                        accb[x][y] =
-                            _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[x][y]), s[x], accb[x][y]);
-                    }
-                }
-            }
-            let d = [_mm512_load_ps(p0.d.as_ptr()), _mm512_load_ps(p1.d.as_ptr())];
-            for x in 0..2 {
-                for y in 0..2 {
-                    acc[x][y] = _mm512_fmadd_ps(accb[x][y], d[y], acc[x][y]);
                 }
             }
         }

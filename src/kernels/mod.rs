@@ -176,11 +176,8 @@ pub fn matmul_blocks(
     m: usize,
     out: &mut [f32],
 ) {
-    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    check_shapes(kind, w, n, kb, acts, m, out);
     let row_bytes = kb * kind.block_bytes();
-    assert!(w.len() >= n * row_bytes, "weights shorter than {n} rows");
-    assert!(acts.len() >= m * kb, "activations shorter than {m} rows");
-    assert!(out.len() >= m * n, "output shorter than {m} x {n}");
     let out_ptr = SyncPtr(out.as_mut_ptr());
     // Columns per task: for one row (decode), one even share per thread so the weights stream
     // once with every core; for a batch, enough columns that a task's weights stay in L2 while
@@ -207,6 +204,26 @@ pub fn matmul_blocks(
     }
 }
 
+/// The preconditions of [`matmul_blocks`] and [`matmul_panels`]: the kernels can run here, and the
+/// slices hold what the shapes say.
+fn check_shapes(
+    kind: Kind,
+    w: &[u8],
+    n: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    out: &[f32],
+) {
+    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    assert!(
+        w.len() >= n * kb * kind.block_bytes(),
+        "weights shorter than {n} rows"
+    );
+    assert!(acts.len() >= m * kb, "activations shorter than {m} rows");
+    assert!(out.len() >= m * n, "output shorter than {m} x {n}");
+}
+
 /// A vector of `len` all-zero values of a plain-number type.
 ///
 /// # Safety
@@ -231,9 +248,8 @@ pub fn matmul_panels(
     out: &mut [f32],
 ) {
     use avx512::{PanelBlock, WeightBlock, PANEL};
-    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    check_shapes(kind, w, n, kb, acts, m, out);
     let bb = kind.block_bytes();
-    assert!(w.len() >= n * kb * bb && acts.len() >= m * kb && out.len() >= m * n);
     // Panels of 16 tokens, an even number of them (the last ones padded with zeros).
     let np = m.div_ceil(PANEL).next_multiple_of(2);
     // SAFETY: panel blocks are plain numbers.
