@@ -1,5 +1,6 @@
 //! Mechanics of loading and generation on a tiny model made in the test: stop tokens, the token budget,
-//! KV-cache reset between documents, cached decoding equal to recomputation, streaming and seeding.
+//! KV-cache reset between documents and reuse of a shared prompt opening, cached decoding equal to
+//! recomputation, streaming and seeding.
 
 #[path = "common/tiny.rs"]
 mod tiny;
@@ -95,6 +96,47 @@ fn kv_cache_is_reset_between_documents() {
 }
 
 #[test]
+fn a_prompt_that_opens_like_the_last_one_runs_only_its_new_tokens() {
+    let (mut model, _dir) = load(8, None);
+    let first = model.encode("the hat the cat sat on").unwrap();
+    let second = model.encode("the hat the cat ran to the zebra").unwrap();
+    let shared = first
+        .iter()
+        .zip(&second)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared >= 4 && shared < second.len());
+    let reuse = GenerateOptions {
+        reuse_cache: true,
+        ..budget(8)
+    };
+    let fresh = run(&mut model, &second, &budget(8));
+    assert_eq!(fresh.prompt_tokens, second.len());
+    run(&mut model, &first, &reuse);
+    let reused = run(&mut model, &second, &reuse);
+    assert_eq!(reused.prompt_tokens, second.len() - shared);
+    assert_eq!(reused.tokens, fresh.tokens);
+    // The same prompt again: only its last token is run.
+    let again = run(&mut model, &second, &reuse);
+    assert_eq!(again.prompt_tokens, 1);
+    assert_eq!(again.tokens, fresh.tokens);
+    // After `forget`, or without reuse, everything is run.
+    model.forget();
+    assert_eq!(run(&mut model, &second, &reuse).prompt_tokens, second.len());
+    assert_eq!(
+        run(&mut model, &second, &budget(8)).prompt_tokens,
+        second.len()
+    );
+    // A callback that stops early leaves the cache usable all the same.
+    model
+        .generate(&first, &reuse, &mut |_| ControlFlow::Break(()))
+        .unwrap();
+    let after_stop = run(&mut model, &second, &reuse);
+    assert_eq!(after_stop.prompt_tokens, second.len() - shared);
+    assert_eq!(after_stop.tokens, fresh.tokens);
+}
+
+#[test]
 fn cached_decoding_matches_recomputing_the_prefix() {
     let (mut model, _dir) = load(5, None);
     let prompt = model.encode("hello there").unwrap();
@@ -185,6 +227,7 @@ fn copy_filter_lets_only_the_articles_numbers_through() {
             },
             ignore_stop_tokens: true,
             lookahead: 0,
+            reuse_cache: false,
         };
         let mut filter = CopyFilter::new(&grounding, &tokens, &[Class::Digits]);
         let g = model

@@ -1,7 +1,7 @@
 //! The one generation loop for causal models.
 //!
-//! Prompt tokens in, tokens out: the KV cache is cleared before each document, the prompt is prefilled in
-//! one pass, then tokens are chosen one at a time (greedy by default, or seeded sampling) until a stop
+//! Prompt tokens in, tokens out: the prompt is prefilled in one pass (on request, only what follows the
+//! part of it that opened the previous prompt too and is still in the KV cache), then tokens are chosen one at a time (greedy by default, or seeded sampling) until a stop
 //! token of the model's, the token budget, or the caller's callback ends it. Text is streamed to the
 //! callback as soon as it decodes to whole characters (byte-level BPE splits Hangul across tokens).
 
@@ -60,6 +60,12 @@ pub struct GenerateOptions {
     /// tokens earlier in the prompt or output (prompt-lookup decoding). The model checks the guesses
     /// in one pass and keeps those it would have chosen itself, so the output is the same; 0 is off.
     pub lookahead: usize,
+    /// Start from what the cache still holds of the previous generation: the part of this prompt that
+    /// opened the previous one too (several steps' prompts that begin alike) is not run again. Off, the
+    /// cache is emptied first. Running a prefix again gives the same numbers only up to float
+    /// summation order, so a caller that turns this on calls [`TextModel::forget`] at the start of each
+    /// document, and a document's results stay the same whatever ran before it.
+    pub reuse_cache: bool,
 }
 
 impl Default for GenerateOptions {
@@ -69,6 +75,7 @@ impl Default for GenerateOptions {
             sampling: Sampling::Greedy,
             ignore_stop_tokens: false,
             lookahead: 8,
+            reuse_cache: false,
         }
     }
 }
@@ -117,6 +124,7 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     pub text: String,
     pub stop: StopReason,
+    /// Prompt tokens run through the model (those the cache held already are not counted).
     pub prompt_tokens: usize,
     /// Seconds to run the prompt through the model.
     pub prefill_s: f64,
@@ -136,6 +144,9 @@ pub struct TextModel {
     stop_tokens: Vec<u32>,
     chat: ChatTemplate,
     device: Device,
+    /// The tokens whose keys and values the cache holds, in order, when the model can cut its cache
+    /// back; a prompt that starts with some of them is prefilled from where they end.
+    cached: Vec<u32>,
 }
 
 impl TextModel {
@@ -153,7 +164,15 @@ impl TextModel {
             stop_tokens,
             chat,
             device,
+            cached: Vec::new(),
         }
+    }
+
+    /// Empties the KV cache, so the next prompt is prefilled whole even with
+    /// [`GenerateOptions::reuse_cache`]. Callers that reuse the cache do this before each document.
+    pub fn forget(&mut self) {
+        self.lm.reset();
+        self.cached.clear();
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {
@@ -192,7 +211,7 @@ impl TextModel {
 
     /// The logits that follow `prompt` (a fresh cache; for checks and benchmarks).
     pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
-        self.lm.reset();
+        self.forget();
         let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
         Ok(last_logits(self.lm.forward(&input, 0)?)?.to_vec1::<f32>()?)
     }
@@ -238,11 +257,29 @@ impl TextModel {
                 seed,
             } => LogitsProcessor::new(seed, Some(temperature), top_p),
         };
-        self.lm.reset();
         let mut speculate = opts.lookahead > 0 && opts.sampling == Sampling::Greedy;
         let start = Instant::now();
-        let input = Tensor::new(prompt, &self.device)?.unsqueeze(0)?;
-        let mut logits = last_logits(self.lm.forward(&input, 0)?)?;
+        // What the cache holds of this prompt: at least its last token is run, for the logits after it.
+        let shared = match opts.reuse_cache {
+            true => self
+                .cached
+                .iter()
+                .zip(prompt)
+                .take_while(|(a, b)| a == b)
+                .count(),
+            false => 0,
+        }
+        .min(prompt.len() - 1);
+        // Whatever happens below, the cache is cut back before it is trusted again.
+        self.cached.clear();
+        let from = if shared > 0 && self.lm.truncate(shared).is_ok() {
+            shared
+        } else {
+            self.lm.reset();
+            0
+        };
+        let input = Tensor::new(&prompt[from..], &self.device)?.unsqueeze(0)?;
+        let mut logits = last_logits(self.lm.forward(&input, from)?)?;
         let prefill_s = start.elapsed().as_secs_f64();
         let mut stream = TextStream::default();
         let mut tokens: Vec<u32> = Vec::new();
@@ -315,6 +352,13 @@ impl TextModel {
                 }
             }
         };
+        // Every token of `context` but the last chosen one has been run (guesses past it may have been
+        // too): keep exactly those for the next prompt.
+        let run = context.len() - 1;
+        if self.lm.truncate(run).is_ok() {
+            context.truncate(run);
+            self.cached = context;
+        }
         let ttft_s = ttft_s.unwrap_or_else(|| start.elapsed().as_secs_f64());
         let total_s = start.elapsed().as_secs_f64();
         let text = self.decode(&tokens)?;
@@ -328,7 +372,7 @@ impl TextModel {
             tokens,
             text,
             stop,
-            prompt_tokens: prompt.len(),
+            prompt_tokens: prompt.len() - from,
             prefill_s,
             ttft_s,
             decode_s: (total_s - ttft_s).max(0.0),

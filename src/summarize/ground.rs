@@ -605,6 +605,39 @@ pub fn english_quantities(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The English quantities of `text` written with a scale word, each with its Korean rendering
+/// (`1.9 billion` = `19억`, `6.2 million` = `620만`, `1.3 trillion` = `1.3조`): the Korean side is one of
+/// the conversions the checks allow, so a translator given it need not do the arithmetic.
+pub fn korean_renderings(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for n in numbers_in(text) {
+        let Some(exp @ 6..) = n.scale_after(text) else {
+            continue;
+        };
+        let Ok(v) = n.digits.parse::<f64>() else {
+            continue;
+        };
+        let word = text[n.end..].trim_start();
+        let word = &word[..word
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(word.len())];
+        let value = v * 10f64.powi(exp);
+        let korean = [("조", 12), ("억", 8), ("만", 4)]
+            .into_iter()
+            .filter(|(_, e)| value >= 10f64.powi(*e))
+            .find_map(|(unit, e)| {
+                two_decimals(value / 10f64.powi(e)).map(|m| format!("{m}{unit}"))
+            });
+        if let Some(korean) = korean {
+            let pair = (format!("{} {word}", n.raw), korean);
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+    }
+    out
+}
+
 /// The quantity that starts at `numbers[0]`: its value, how many numbers it spans, and where its
 /// last scale word ends.
 fn quantity_at(text: &str, numbers: &[Number]) -> Option<(u64, usize, usize)> {
@@ -807,6 +840,27 @@ fn normalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn english_scale_words_get_their_korean_rendering_and_it_is_allowed() {
+        let text = "Alaska paid $1.9 billion, raised 6.2 million and eyes a 1.3 trillion market; 365 aircraft.";
+        assert_eq!(
+            korean_renderings(text),
+            [
+                ("1.9 billion".to_string(), "19억".to_string()),
+                ("6.2 million".to_string(), "620만".to_string()),
+                ("1.3 trillion".to_string(), "1.3조".to_string()),
+            ]
+        );
+        let g = Grounding::new(text);
+        for korean in [
+            "알래스카는 19억 달러를 냈다.",
+            "620만 달러를 모았다.",
+            "1.3조 시장이다.",
+        ] {
+            assert_eq!(g.check(korean, Lang::Ko, false, &[]), Ok(()), "{korean}");
+        }
+    }
 
     const ARTICLE: &str = "이재용 회장은 지난 7일(현지시간) 메타의 저커버그를 만났다. 삼성은 1,500억 달러를 3.5% 금리로 투자한다. Qualcomm 과 협의했다.";
 

@@ -209,6 +209,8 @@ impl Summarizer {
         on_event: &mut dyn FnMut(Event),
     ) -> Result<Summaries> {
         let article_lang = article_language(clean)?;
+        // What ran before this document must not change its summaries.
+        model.forget();
         // Pieces, not sentences: a line of thousands of characters with no sentence end would otherwise
         // be one source far over the prompt's budget.
         let spans: Vec<(usize, usize)> = segment::pieces(clean, crate::detect::MAX_PIECE_CHARS)
@@ -363,6 +365,9 @@ impl Summarizer {
         let tokens = model.chat_prompt(&prompt.render(values))?;
         let opts = GenerateOptions {
             max_new_tokens: prompt.max_new_tokens,
+            // Steps whose prompts open alike (the same instructions and worked example) run that
+            // opening once per document.
+            reuse_cache: true,
             ..GenerateOptions::default()
         };
         let mut filter = CopyFilter::new(grounding, &self.tokens, classes);
@@ -426,10 +431,10 @@ impl Summarizer {
         run: &mut Run,
     ) -> Result<(Summary, Vec<GlossaryEntry>)> {
         let target = first.lang.other();
-        let prompt = match target {
-            Lang::En => &self.prompts.translate_ko_en,
-            Lang::Ko => &self.prompts.translate_en_ko,
-        };
+        if target == Lang::Ko {
+            return self.translate_to_korean(model, first, grounding, run);
+        }
+        let prompt = &self.prompts.translate_ko_en;
         let limits = Limits::for_lang(target);
         // Names first: the model spells them better when it has listed them (kept only when the
         // summary contains the Korean side).
@@ -472,18 +477,12 @@ impl Summarizer {
             );
         }
         let mut text = String::new();
-        // Korean keeps only the Latin-script words the article writes (names such as Freddie Mac),
-        // so terms are translated rather than left in English.
-        let classes: &[Class] = match target {
-            Lang::Ko => &[Class::Digits, Class::Latin],
-            Lang::En => &[Class::Digits],
-        };
         let generation = self.step(
             model,
             prompt,
             &[("text", &first.text), ("glossary", &listed.join("\n"))],
             grounding,
-            classes,
+            &[Class::Digits],
             run,
             &mut |piece| {
                 text.push_str(piece);
@@ -495,7 +494,13 @@ impl Summarizer {
                 }
             },
         )?;
-        let translation = generation.text;
+        let mut translation = generation.text;
+        if generation.stop == StopReason::Callback {
+            // Stopped one sentence past the limit: that last one is unfinished.
+            if let Some(last) = segment::sentences(&translation).last() {
+                translation.truncate(last.start);
+            }
+        }
         let mut licensed = grounding.clone();
         for e in &glossary {
             licensed.allow_names(&e.target);
@@ -535,14 +540,86 @@ impl Summarizer {
             }
         }
         let mut gate = Gate::for_translation(target, &licensed);
-        let _ = gate.push(&translation, &mut |_| {});
-        gate.close(&mut |_| {});
-        let summary = gate.finish(Method::Translated);
-        Ok(if summary.sentences.is_empty() {
-            (unavailable(target, summary.rejected), glossary)
-        } else {
-            (summary, glossary)
-        })
+        let _ = gate.push_whole(&translation, &mut |_| {});
+        Ok((gate.finish_translation(), glossary))
+    }
+
+    /// The Korean summary of an English article: its checked English summary translated one sentence
+    /// at a time, and only the first sentence of each answer kept (given a paragraph, the small model
+    /// drifts, repeats itself or talks about the task), with the names it spells in Korean and the
+    /// quantities in Korean units given beside each sentence. A Korean spelling is listed only when it
+    /// sounds like the English name (see [`romanize`]); Latin-script words can only be copied from
+    /// the article.
+    fn translate_to_korean(
+        &self,
+        model: &mut TextModel,
+        first: &Summary,
+        grounding: &Grounding,
+        run: &mut Run,
+    ) -> Result<(Summary, Vec<GlossaryEntry>)> {
+        let answer = self.step(
+            model,
+            &self.prompts.glossary_en_ko,
+            &[("text", &first.text)],
+            grounding,
+            &[Class::Digits],
+            run,
+            &mut |_| ControlFlow::Continue(()),
+        )?;
+        // The model knows how famous names are written in English, not how Korean writes them: every
+        // Korean spelling must sound like its English name (Thailand = 태국 does not, and the
+        // translation copies `Thailand`; 해바라드 for Hawaiian does not either).
+        let glossary: Vec<GlossaryEntry> = parse_korean_names(&answer.text, &first.text)
+            .into_iter()
+            .filter(korean_spelling_holds)
+            .collect();
+        let mut listed: Vec<String> = glossary
+            .iter()
+            .map(|e| format!("{} = {}", e.target, e.source))
+            .collect();
+        listed.extend(
+            ground::korean_renderings(&first.text)
+                .into_iter()
+                .map(|(en, ko)| format!("{en} = {ko}")),
+        );
+        if listed.is_empty() {
+            listed.push("-".into());
+        }
+        let listed = listed.join("\n");
+        let mut gate = Gate::for_translation(Lang::Ko, grounding);
+        for sentence in &first.sentences {
+            let mut text = String::new();
+            let generation = self.step(
+                model,
+                &self.prompts.translate_en_ko,
+                &[("glossary", &listed), ("text", sentence)],
+                grounding,
+                &[Class::Digits, Class::Latin],
+                run,
+                &mut |piece| {
+                    text.push_str(piece);
+                    // One sentence is the answer; what follows it (a second line, another
+                    // sentence) is talk about it or drift.
+                    let body = text.trim_start();
+                    match body.contains('\n') || segment::sentences(body).len() > 1 {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
+                    }
+                },
+            )?;
+            let body = generation.text.trim_start();
+            let body = body.split('\n').next().unwrap_or_default();
+            let answer = match segment::sentences(body).first() {
+                // Cut off by the token budget: no finished sentence.
+                _ if generation.stop == StopReason::MaxTokens => "",
+                Some(first) => &body[first.start..first.end],
+                None => "",
+            };
+            if gate.push_whole(&answer, &mut |_| {}).is_break() {
+                break;
+            }
+        }
+        Ok((gate.finish_translation(), glossary))
     }
 }
 
@@ -593,6 +670,36 @@ fn parse_glossary(text: &str, source: &str) -> Vec<GlossaryEntry> {
         });
     }
     out
+}
+
+/// Lines `English = 한국어` whose English side `source` (the English text being translated) contains,
+/// as entries from the Korean spelling to the English name.
+fn parse_korean_names(text: &str, source: &str) -> Vec<GlossaryEntry> {
+    let mut out: Vec<GlossaryEntry> = Vec::new();
+    for (english, korean) in pairs(text) {
+        let hangul = korean.chars().any(ground::is_hangul);
+        if !hangul || !is_name_like(&korean) || !is_name_like(&english) {
+            continue;
+        }
+        if !source.contains(&english) || out.iter().any(|e| e.target == english) {
+            continue;
+        }
+        out.push(GlossaryEntry {
+            source: korean,
+            target: english,
+        });
+    }
+    out
+}
+
+/// Whether the Korean side of `entry` can be the sound of its English name: the whole name, or for a
+/// name of several words its first word (알래스카 항공 for Alaska Air: the rest may be translated).
+fn korean_spelling_holds(entry: &GlossaryEntry) -> bool {
+    let first = |s: &str| s.split_whitespace().next().unwrap_or_default().to_string();
+    romanize::sounds_alike(&entry.source, &entry.target)
+        || (entry.source.contains(' ')
+            && entry.target.contains(' ')
+            && romanize::sounds_alike(&first(&entry.source), &first(&entry.target)))
 }
 
 /// Whether the English side of `entry` may stand for its Korean side. Words the model's vocabulary
@@ -935,6 +1042,32 @@ impl<'g> Gate<'g> {
         }
     }
 
+    /// Takes a finished text (a translation): every sentence of it is judged, the last one too.
+    fn push_whole(&mut self, text: &str, on_sentence: &mut dyn FnMut(&str)) -> ControlFlow<()> {
+        if self.closed {
+            return ControlFlow::Break(());
+        }
+        for span in segment::sentences(text) {
+            if self
+                .judge(&text[span.start..span.end], on_sentence)
+                .is_break()
+            {
+                self.closed = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The translation, or the reasons none of it could be printed.
+    fn finish_translation(self) -> Summary {
+        let summary = self.finish(Method::Translated);
+        match summary.sentences.is_empty() {
+            true => unavailable(summary.lang, summary.rejected),
+            false => summary,
+        }
+    }
+
     /// The article sentence `sentence` nearly copies, if any.
     fn near_copy(&self, sentence: &str) -> Option<&'g str> {
         self.originals
@@ -1051,6 +1184,33 @@ mod tests {
             pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
+    }
+
+    #[test]
+    fn korean_spellings_are_kept_for_names_the_english_has_and_that_sound_alike() {
+        let answer = "Hawaiian Airlines = 하와이안 항공\nAlaska Air = 알래스카 항공\nBarcelona = 벌라니카\n\
+                      Hawaiian Holdings = 해바라드 홀딩스\nFDA = FDA\nParis = 파리\n- Alaska Air = 알래스카";
+        let text = "Alaska Air bought Hawaiian Airlines and Hawaiian Holdings; Barcelona won.";
+        let parsed = parse_korean_names(answer, text);
+        assert_eq!(
+            pairs_of(&parsed),
+            [
+                ("하와이안 항공", "Hawaiian Airlines"),
+                ("알래스카 항공", "Alaska Air"),
+                ("벌라니카", "Barcelona"),
+                ("해바라드 홀딩스", "Hawaiian Holdings"),
+            ],
+            "Latin-only answers, names the text lacks and second answers are dropped"
+        );
+        let heard: Vec<&str> = parsed
+            .iter()
+            .filter(|e| korean_spelling_holds(e))
+            .map(|e| e.target.as_str())
+            .collect();
+        assert!(heard.contains(&"Alaska Air"), "{heard:?}");
+        assert!(heard.contains(&"Hawaiian Airlines"), "{heard:?}");
+        assert!(!heard.contains(&"Barcelona"), "{heard:?}");
+        assert!(!heard.contains(&"Hawaiian Holdings"), "{heard:?}");
     }
 
     #[test]
