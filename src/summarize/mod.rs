@@ -11,10 +11,13 @@
 //!    stems, repeats, script, length). The first sentence that fails ends the generation; the ones
 //!    before it stand. If none stands, an extractive summary (the most central sentences that fit the
 //!    limits) takes its place: copied text cannot be unfaithful.
-//! 3. **The other language** is a translation of that checked summary, not a second free summary.
-//!    For Korean to English the model first lists the names with their English spelling (an entry is
-//!    kept only when the summary contains its Korean side) and translates with that list; a capitalised
-//!    name still unlicensed is matched back to a Korean name of the summary by one more question. The
+//! 3. **The other language** is a translation of that checked summary, not a second free summary,
+//!    one sentence at a time (a small model given a paragraph drifts, loops or talks about the task).
+//!    The model first lists the names with their spelling in the other language (an entry is kept
+//!    only when the summary contains its source side, and a guessed spelling must sound like the
+//!    name: [`romanize`]); the list and the quantities in the other language's units go beside each
+//!    sentence. Into English, a capitalised name still unlicensed is matched back to a Korean name of
+//!    the summary by one more question. The
 //!    translation passes the same checks; if no sentence does, that summary is reported as unavailable,
 //!    with the reasons: an unchecked sentence is never printed.
 
@@ -435,7 +438,6 @@ impl Summarizer {
             return self.translate_to_korean(model, first, grounding, run);
         }
         let prompt = &self.prompts.translate_ko_en;
-        let limits = Limits::for_lang(target);
         // Names first: the model spells them better when it has listed them (kept only when the
         // summary contains the Korean side).
         let mut glossary = Vec::new();
@@ -476,31 +478,20 @@ impl Summarizer {
                     .map(|(ko, en)| format!("{ko} = {en}")),
             );
         }
-        let mut text = String::new();
-        let generation = self.step(
-            model,
-            prompt,
-            &[("text", &first.text), ("glossary", &listed.join("\n"))],
-            grounding,
-            &[Class::Digits],
-            run,
-            &mut |piece| {
-                text.push_str(piece);
-                // One sentence more than the limit is enough to judge the ones that count.
-                if segment::sentences(&text).len() > limits.max_sentences + 1 {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        )?;
-        let mut translation = generation.text;
-        if generation.stop == StopReason::Callback {
-            // Stopped one sentence past the limit: that last one is unfinished.
-            if let Some(last) = segment::sentences(&translation).last() {
-                translation.truncate(last.start);
-            }
+        if listed.is_empty() {
+            listed.push("-".into());
         }
+        let translation = self
+            .translate_sentences(
+                model,
+                prompt,
+                &listed.join("\n"),
+                &first.sentences,
+                grounding,
+                &[Class::Digits],
+                run,
+            )?
+            .join(" ");
         let mut licensed = grounding.clone();
         for e in &glossary {
             licensed.allow_names(&e.target);
@@ -545,8 +536,7 @@ impl Summarizer {
     }
 
     /// The Korean summary of an English article: its checked English summary translated one sentence
-    /// at a time, and only the first sentence of each answer kept (given a paragraph, the small model
-    /// drifts, repeats itself or talks about the task), with the names it spells in Korean and the
+    /// at a time ([`Self::translate_sentences`]), with the names the model spells in Korean and the
     /// quantities in Korean units given beside each sentence. A Korean spelling is listed only when it
     /// sounds like the English name (see [`romanize`]); Latin-script words can only be copied from
     /// the article.
@@ -586,20 +576,47 @@ impl Summarizer {
             listed.push("-".into());
         }
         let listed = listed.join("\n");
+        let answers = self.translate_sentences(
+            model,
+            &self.prompts.translate_en_ko,
+            &listed,
+            &first.sentences,
+            grounding,
+            &[Class::Digits, Class::Latin],
+            run,
+        )?;
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
-        for sentence in &first.sentences {
+        let _ = gate.push_whole(&answers.join(" "), &mut |_| {});
+        Ok((gate.finish_translation(), glossary))
+    }
+
+    /// Each of `sentences` translated on its own with `prompt` (`{glossary}` = `listed`, `{text}` =
+    /// the sentence), runs of `classes` copied from the article. Only the first sentence of each
+    /// answer is kept: given a paragraph, or left to go on, the small model drifts, repeats itself
+    /// or talks about the task. An answer cut off by the token budget gives nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn translate_sentences(
+        &self,
+        model: &mut TextModel,
+        prompt: &Prompt,
+        listed: &str,
+        sentences: &[String],
+        grounding: &Grounding,
+        classes: &[Class],
+        run: &mut Run,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for sentence in sentences {
             let mut text = String::new();
             let generation = self.step(
                 model,
-                &self.prompts.translate_en_ko,
-                &[("glossary", &listed), ("text", sentence)],
+                prompt,
+                &[("glossary", listed), ("text", sentence)],
                 grounding,
-                &[Class::Digits, Class::Latin],
+                classes,
                 run,
                 &mut |piece| {
                     text.push_str(piece);
-                    // One sentence is the answer; what follows it (a second line, another
-                    // sentence) is talk about it or drift.
                     let body = text.trim_start();
                     match body.contains('\n') || segment::sentences(body).len() > 1 {
                         true => ControlFlow::Break(()),
@@ -609,17 +626,13 @@ impl Summarizer {
             )?;
             let body = generation.text.trim_start();
             let body = body.split('\n').next().unwrap_or_default();
-            let answer = match segment::sentences(body).first() {
-                // Cut off by the token budget: no finished sentence.
-                _ if generation.stop == StopReason::MaxTokens => "",
-                Some(first) => &body[first.start..first.end],
-                None => "",
-            };
-            if gate.push_whole(&answer, &mut |_| {}).is_break() {
-                break;
+            match segment::sentences(body).first() {
+                _ if generation.stop == StopReason::MaxTokens => {}
+                Some(first) => out.push(body[first.start..first.end].trim().to_string()),
+                None => {}
             }
         }
-        Ok((gate.finish_translation(), glossary))
+        Ok(out)
     }
 }
 
