@@ -100,7 +100,14 @@ fn seed_summaries_are_faithful_and_cover_the_story() {
     let en_cov = coverage(&en.text, &g.key_facts_en);
     eprintln!("key facts: ko {ko_cov:.2}, en {en_cov:.2}");
     assert!(ko_cov >= 0.8, "Korean key facts {ko_cov:.2}");
-    assert!(en_cov >= 0.4, "English key facts {en_cov:.2}");
+    assert!(en_cov >= 0.8, "English key facts {en_cov:.2}");
+    // The seed target also names the coming global strategy meeting, in both languages.
+    assert!(ko.text.contains("글로벌 전략회의"), "{}", ko.text);
+    assert!(
+        en.text.to_lowercase().contains("global strategy meeting"),
+        "{}",
+        en.text
+    );
     // Nothing of the spam reached the model's input.
     for &(s, e) in &out.sources {
         assert!(!g.clean_text[s..e].contains("바르셀로나"));

@@ -53,7 +53,7 @@ impl std::fmt::Display for Violation {
 }
 
 /// Share of letters that must be in the summary's own script (the purity targets).
-const KOREAN_PURITY: f64 = 0.8;
+pub(crate) const KOREAN_PURITY: f64 = 0.8;
 const ENGLISH_PURITY: f64 = 0.98;
 
 const MONTHS: [&str; 12] = [
@@ -290,6 +290,15 @@ impl Grounding {
         }
         for alt in conversions(&plain, Some(0)) {
             self.add_number(&alt);
+        }
+    }
+
+    /// The same facts, with no Latin-script run left to copy: decoding Korean under it, the model must
+    /// write every name in Hangul.
+    pub fn without_latin_runs(&self) -> Self {
+        Self {
+            letter_runs: RunSet::default(),
+            ..self.clone()
         }
     }
 

@@ -481,17 +481,20 @@ impl Summarizer {
         if listed.is_empty() {
             listed.push("-".into());
         }
-        let translation = self
-            .translate_sentences(
+        let listed = listed.join("\n");
+        let mut answers = Vec::new();
+        for sentence in &first.sentences {
+            answers.extend(self.translate_sentence(
                 model,
                 prompt,
-                &listed.join("\n"),
-                &first.sentences,
+                &listed,
+                sentence,
                 grounding,
                 &[Class::Digits],
                 run,
-            )?
-            .join(" ");
+            )?);
+        }
+        let translation = answers.join(" ");
         let mut licensed = grounding.clone();
         for e in &glossary {
             licensed.allow_names(&e.target);
@@ -536,7 +539,7 @@ impl Summarizer {
     }
 
     /// The Korean summary of an English article: its checked English summary translated one sentence
-    /// at a time ([`Self::translate_sentences`]), with the names the model spells in Korean and the
+    /// at a time ([`Self::translate_sentence`]), with the names the model spells in Korean and the
     /// quantities in Korean units given beside each sentence. A Korean spelling is listed only when it
     /// sounds like the English name (see [`romanize`]); Latin-script words can only be copied from
     /// the article.
@@ -576,63 +579,78 @@ impl Summarizer {
             listed.push("-".into());
         }
         let listed = listed.join("\n");
-        let answers = self.translate_sentences(
-            model,
-            &self.prompts.translate_en_ko,
-            &listed,
-            &first.sentences,
-            grounding,
-            &[Class::Digits, Class::Latin],
-            run,
-        )?;
+        let prompt = &self.prompts.translate_en_ko;
+        let classes = [Class::Digits, Class::Latin];
+        let hangul_only = grounding.without_latin_runs();
+        let mut answers = Vec::new();
+        for sentence in &first.sentences {
+            let mut answer = self
+                .translate_sentence(model, prompt, &listed, sentence, grounding, &classes, run)?;
+            // Names kept in Latin letters (`Federal Reserve는`) can sink a sentence under the Korean
+            // script share: then it is asked again with no Latin letters allowed, so the model writes
+            // them in Hangul (연준), and the second answer stands if it has a sentence.
+            if answer
+                .as_deref()
+                .is_some_and(|a| script_share(a, Lang::Ko) < ground::KOREAN_PURITY)
+            {
+                let again = self.translate_sentence(
+                    model,
+                    prompt,
+                    &listed,
+                    sentence,
+                    &hangul_only,
+                    &classes,
+                    run,
+                )?;
+                answer = again.or(answer);
+            }
+            answers.extend(answer);
+        }
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
         let _ = gate.push_whole(&answers.join(" "), &mut |_| {});
         Ok((gate.finish_translation(), glossary))
     }
 
-    /// Each of `sentences` translated on its own with `prompt` (`{glossary}` = `listed`, `{text}` =
-    /// the sentence), runs of `classes` copied from the article. Only the first sentence of each
-    /// answer is kept: given a paragraph, or left to go on, the small model drifts, repeats itself
-    /// or talks about the task. An answer cut off by the token budget gives nothing.
+    /// `sentence` translated on its own with `prompt` (`{glossary}` = `listed`, `{text}` = the
+    /// sentence), runs of `classes` copied from the article. Only the first sentence of the answer is
+    /// kept: given a paragraph, or left to go on, the small model drifts, repeats itself or talks
+    /// about the task. An answer cut off by the token budget gives nothing.
     #[allow(clippy::too_many_arguments)]
-    fn translate_sentences(
+    fn translate_sentence(
         &self,
         model: &mut TextModel,
         prompt: &Prompt,
         listed: &str,
-        sentences: &[String],
+        sentence: &str,
         grounding: &Grounding,
         classes: &[Class],
         run: &mut Run,
-    ) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for sentence in sentences {
-            let mut text = String::new();
-            let generation = self.step(
-                model,
-                prompt,
-                &[("glossary", listed), ("text", sentence)],
-                grounding,
-                classes,
-                run,
-                &mut |piece| {
-                    text.push_str(piece);
-                    let body = text.trim_start();
-                    match body.contains('\n') || segment::sentences(body).len() > 1 {
-                        true => ControlFlow::Break(()),
-                        false => ControlFlow::Continue(()),
-                    }
-                },
-            )?;
-            let body = generation.text.trim_start();
-            let body = body.split('\n').next().unwrap_or_default();
-            match segment::sentences(body).first() {
-                _ if generation.stop == StopReason::MaxTokens => {}
-                Some(first) => out.push(body[first.start..first.end].trim().to_string()),
-                None => {}
-            }
+    ) -> Result<Option<String>> {
+        let mut text = String::new();
+        let generation = self.step(
+            model,
+            prompt,
+            &[("glossary", listed), ("text", sentence)],
+            grounding,
+            classes,
+            run,
+            &mut |piece| {
+                text.push_str(piece);
+                let body = text.trim_start();
+                match body.contains('\n') || segment::sentences(body).len() > 1 {
+                    true => ControlFlow::Break(()),
+                    false => ControlFlow::Continue(()),
+                }
+            },
+        )?;
+        if generation.stop == StopReason::MaxTokens {
+            return Ok(None);
         }
-        Ok(out)
+        let body = generation.text.trim_start();
+        let body = body.split('\n').next().unwrap_or_default();
+        Ok(segment::sentences(body)
+            .first()
+            .map(|first| body[first.start..first.end].trim().to_string()))
     }
 }
 
@@ -717,18 +735,26 @@ fn korean_spelling_holds(entry: &GlossaryEntry) -> bool {
 
 /// Whether the English side of `entry` may stand for its Korean side. Words the model's vocabulary
 /// holds whole (Qualcomm, National, Assembly) are ones it knows; a rarer capitalised word is a spelling
-/// it made up, and must sound like the Korean (see [`romanize`]).
+/// it made up, and must sound like the Korean (see [`romanize`]). So must an acronym of three letters
+/// or more: it names one organisation, and the model reaches for the famous one (`FDA` for Korea's
+/// 식품의약품안전처).
 fn spelling_holds(model: &TextModel, entry: &GlossaryEntry) -> bool {
     let rare = entry
         .target
         .split(|c: char| c.is_whitespace() || c == '-')
         .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
         .any(|w| {
-            model
-                .encode_verbatim(&format!(" {w}"))
-                .map_or(true, |t| t.len() > 1)
+            is_acronym(w)
+                || model
+                    .encode_verbatim(&format!(" {w}"))
+                    .map_or(true, |t| t.len() > 1)
         });
     !rare || romanize::sounds_alike(&entry.source, &entry.target)
+}
+
+/// Three or more capital letters and nothing else (`FDA`, `NASA`; not `US`, not `Inc`).
+fn is_acronym(word: &str) -> bool {
+    word.len() >= 3 && word.chars().all(|c| c.is_ascii_uppercase())
 }
 
 /// A name, not a clause: two to twenty characters in at most three words.
@@ -1197,6 +1223,12 @@ mod tests {
             pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
+    }
+
+    #[test]
+    fn acronyms_are_told_apart_from_short_names_and_words() {
+        assert!(is_acronym("FDA") && is_acronym("NASA"));
+        assert!(!is_acronym("US") && !is_acronym("Inc") && !is_acronym("F-35"));
     }
 
     #[test]
