@@ -3,7 +3,10 @@
 //! (nibbles or 6-bit values into bytes, sub-scales spread over 16-bit lanes) and used for every
 //! activation row. Per block and row: `vpmaddubsw` (u8 weights x i8 activations, adjacent pairs
 //! summed to i16, no saturation: |pair| <= 63 * 127 * 2) then `vpdpwssd` with the sub-scales, so
-//! the whole block sums in one i32 vector, converted to f32 once per block.
+//! the whole block sums in one i32 vector, converted to f32 once per block. The weights are
+//! prefetched [`PREFETCH`] bytes ahead of the block in use: the one-row products stream the whole
+//! model from memory per token, and the hardware prefetchers alone kept them at two thirds of the
+//! bandwidth.
 
 use core::arch::x86_64::*;
 
