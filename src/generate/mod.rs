@@ -5,6 +5,7 @@
 //! token of the model's, the token budget, or the caller's callback ends it. Text is streamed to the
 //! callback as soon as it decodes to whole characters (byte-level BPE splits Hangul across tokens).
 
+pub mod attention;
 pub mod chat;
 pub mod qwen2;
 

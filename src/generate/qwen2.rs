@@ -6,6 +6,9 @@
 //! of tokens copied from the prompt (prompt-lookup decoding) and drop the ones the model disagrees
 //! with. The arithmetic is the same as candle's: quantized matrix products, RMS norm, rotary embedding,
 //! grouped-query attention; `tests/tiny_model.rs` and `tests/real_models.rs` hold it to candle's path.
+//! On the CPU the cache is plain slices and attention (with the rotary embedding) runs in
+//! [`super::attention`], one pass over the cached keys and values per token; elsewhere it is
+//! candle's tensor ops on a tensor cache.
 
 use std::io::{Read, Seek};
 
@@ -14,6 +17,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::attention::{self, KvCache};
 use super::CausalLm;
 use crate::kernels::{dequantize_row, QLinear};
 
@@ -68,9 +72,16 @@ struct Layer {
     gate: QMatMul,
     up: QMatMul,
     down: QMatMul,
-    /// Keys and values, `[1, kv_heads, capacity, head_dim]`, valid up to the model's `len`: written
-    /// in place, so a decode step copies one position, not the whole cache.
-    cache: Option<(Tensor, Tensor)>,
+    cache: Cache,
+}
+
+/// A layer's keys and values, valid up to the model's `len`, written in place (a decode step
+/// stores one position, not the whole cache).
+enum Cache {
+    /// On the CPU: plain slices, attended by [`attention::attend`].
+    Cpu(KvCache),
+    /// Elsewhere: tensors `[1, kv_heads, capacity, head_dim]`, attended by candle's ops.
+    Tensors(Option<(Tensor, Tensor)>),
 }
 
 /// A Qwen2 network with its KV cache.
@@ -79,8 +90,10 @@ pub struct Qwen2 {
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: QMatMul,
-    cos: Tensor,
-    sin: Tensor,
+    /// Rotary tables `[context, head_dim / 2]` for the tensor path (devices other than the CPU).
+    rope_tables: Option<(Tensor, Tensor)>,
+    /// The rotary frequencies, `base^(-2j / head_dim)`.
+    inv_freq: Vec<f32>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -134,17 +147,27 @@ impl Qwen2 {
                 gate: q(t("ffn_gate.weight")?)?,
                 up: q(t("ffn_up.weight")?)?,
                 down: q(t("ffn_down.weight")?)?,
-                cache: None,
+                cache: match device {
+                    Device::Cpu => Cache::Cpu(KvCache::new(kv_heads, head_dim)),
+                    _ => Cache::Tensors(None),
+                },
             });
         }
-        let (cos, sin) = rope_tables(head_dim, rope_base, context, device)?;
+        let inv_freq: Vec<f32> = (0..head_dim)
+            .step_by(2)
+            .map(|i| 1.0 / rope_base.powf(i as f32 / head_dim as f32))
+            .collect();
+        let rope_tables = match device {
+            Device::Cpu => None,
+            _ => Some(rope_tables(&inv_freq, context, device)?),
+        };
         Ok(Self {
             embed,
             layers,
             norm,
             output,
-            cos,
-            sin,
+            rope_tables,
+            inv_freq,
             heads,
             kv_heads,
             head_dim,
@@ -159,19 +182,25 @@ impl Qwen2 {
             candle_core::bail!("the cache holds {} positions, not {pos}", self.len);
         }
         let (_, n) = input.dims2()?;
-        let mask = (n > 1)
+        // The CPU path masks by position itself.
+        let mask = (n > 1 && self.rope_tables.is_some())
             .then(|| causal_mask(n, pos, input.device()))
             .transpose()?;
-        let cos = self.cos.narrow(0, pos, n)?;
-        let sin = self.sin.narrow(0, pos, n)?;
+        let tables = match &self.rope_tables {
+            Some((cos, sin)) => Some((cos.narrow(0, pos, n)?, sin.narrow(0, pos, n)?)),
+            None => None,
+        };
+        let rope = Rope {
+            tables: tables.as_ref().map(|(c, s)| (c, s)),
+            inv_freq: &self.inv_freq,
+        };
         let mut x = self.embed.forward(input)?;
         for layer in &mut self.layers {
             let h = layer.attn_norm.forward(&x)?;
             let a = layer.attention(
                 &h,
                 pos,
-                &cos,
-                &sin,
+                &rope,
                 mask.as_ref(),
                 self.heads,
                 self.kv_heads,
@@ -197,22 +226,38 @@ impl Layer {
         &mut self,
         x: &Tensor,
         pos: usize,
-        cos: &Tensor,
-        sin: &Tensor,
+        rope: &Rope,
         mask: Option<&Tensor>,
         heads: usize,
         kv_heads: usize,
         head_dim: usize,
     ) -> Result<Tensor> {
         let (b, n, hidden) = x.dims3()?;
+        let q = self.wq.forward(x)?.broadcast_add(&self.bq)?;
+        let k = self.wk.forward(x)?.broadcast_add(&self.bk)?;
+        let v = self.wv.forward(x)?.broadcast_add(&self.bv)?;
+        if let Cache::Cpu(cache) = &mut self.cache {
+            let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+            let (mut q, mut k, v) = (flat(q)?, flat(k)?, flat(v)?);
+            attention::rope(&mut q, n, heads, head_dim, pos, rope.inv_freq);
+            attention::rope(&mut k, n, kv_heads, head_dim, pos, rope.inv_freq);
+            let mut y = vec![0f32; n * hidden];
+            attention::attend(cache, &q, &k, &v, pos, n, heads, &mut y);
+            return self
+                .wo
+                .forward(&Tensor::from_vec(y, (b, n, hidden), x.device())?);
+        }
+        let Some((cos, sin)) = rope.tables else {
+            candle_core::bail!("rotary tables are built for devices other than the CPU");
+        };
         let split = |t: Tensor, h: usize| -> Result<Tensor> {
             t.reshape((b, n, h, head_dim))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let q = split(self.wq.forward(x)?.broadcast_add(&self.bq)?, heads)?;
-        let k = split(self.wk.forward(x)?.broadcast_add(&self.bk)?, kv_heads)?;
-        let v = split(self.wv.forward(x)?.broadcast_add(&self.bv)?, kv_heads)?;
+        let q = split(q, heads)?;
+        let k = split(k, kv_heads)?;
+        let v = split(v, kv_heads)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let total = pos + n;
@@ -239,22 +284,22 @@ impl Layer {
 
     /// The cache tensors, grown (doubling, contents kept) so that they hold `total` positions.
     fn cache_with_room(&mut self, total: usize, like: &Tensor) -> Result<(Tensor, Tensor)> {
-        let capacity = self
-            .cache
-            .as_ref()
-            .map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
+        let Cache::Tensors(cache) = &mut self.cache else {
+            candle_core::bail!("the CPU cache is not a tensor");
+        };
+        let capacity = cache.as_ref().map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
         if capacity < total {
             let (b, h, _, d) = like.dims4()?;
             let new_cap = total.max(capacity * 2).max(256);
             let k = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
             let v = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;
-            if let Some((ok, ov)) = &self.cache {
+            if let Some((ok, ov)) = cache.as_ref() {
                 k.slice_set(ok, 2, 0)?;
                 v.slice_set(ov, 2, 0)?;
             }
-            self.cache = Some((k, v));
+            *cache = Some((k, v));
         }
-        let (k, v) = self.cache.as_ref().expect("allocated above");
+        let (k, v) = cache.as_ref().expect("allocated above");
         Ok((k.clone(), v.clone()))
     }
 }
@@ -330,18 +375,16 @@ fn causal_mask(n: usize, pos: usize, device: &Device) -> Result<Tensor> {
     Tensor::from_vec(values, (n, total), device)
 }
 
+/// The rotary embedding for one forward: the tables narrowed to its positions (tensor path), and
+/// the frequencies (CPU path, which computes its angles as the tables do).
+struct Rope<'a> {
+    tables: Option<(&'a Tensor, &'a Tensor)>,
+    inv_freq: &'a [f32],
+}
+
 /// Rotary embedding tables `[context, head_dim / 2]`.
-fn rope_tables(
-    head_dim: usize,
-    base: f32,
-    context: usize,
-    device: &Device,
-) -> Result<(Tensor, Tensor)> {
-    let inv: Vec<f32> = (0..head_dim)
-        .step_by(2)
-        .map(|i| 1.0 / base.powf(i as f32 / head_dim as f32))
-        .collect();
-    let inv = Tensor::new(inv.as_slice(), device)?.unsqueeze(0)?;
+fn rope_tables(inv_freq: &[f32], context: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let inv = Tensor::new(inv_freq, device)?.unsqueeze(0)?;
     let positions = Tensor::arange(0u32, context as u32, device)?
         .to_dtype(DType::F32)?
         .unsqueeze(1)?;
