@@ -433,51 +433,45 @@ impl Summarizer {
         grounding: &Grounding,
         run: &mut Run,
     ) -> Result<(Summary, Vec<GlossaryEntry>)> {
-        let target = first.lang.other();
-        if target == Lang::Ko {
+        if first.lang == Lang::En {
             return self.translate_to_korean(model, first, grounding, run);
         }
         let prompt = &self.prompts.translate_ko_en;
         // Names first: the model spells them better when it has listed them (kept only when the
         // summary contains the Korean side).
-        let mut glossary = Vec::new();
-        if target == Lang::En {
-            let answer = self.step(
-                model,
-                &self.prompts.glossary_ko_en,
-                &[("text", &first.text)],
-                grounding,
-                &[Class::Digits],
-                run,
-                &mut |_| ControlFlow::Continue(()),
-            )?;
-            glossary = parse_glossary(&answer.text, &first.text)
-                .into_iter()
-                .map(|e| {
-                    if spelling_holds(model, &e) {
-                        e
-                    } else {
-                        // A guessed spelling of a rare name: the name as Korean spells it instead.
-                        GlossaryEntry {
-                            target: romanize::display(&e.source),
-                            source: e.source,
-                        }
+        let answer = self.step(
+            model,
+            &self.prompts.glossary_ko_en,
+            &[("text", &first.text)],
+            grounding,
+            &[Class::Digits],
+            run,
+            &mut |_| ControlFlow::Continue(()),
+        )?;
+        let mut glossary: Vec<GlossaryEntry> = parse_glossary(&answer.text, &first.text)
+            .into_iter()
+            .map(|e| {
+                if spelling_holds(model, &e) {
+                    e
+                } else {
+                    // A guessed spelling of a rare name: the name as Korean spells it instead.
+                    GlossaryEntry {
+                        target: romanize::display(&e.source),
+                        source: e.source,
                     }
-                })
-                .collect();
-        }
+                }
+            })
+            .collect();
         let mut listed: Vec<String> = glossary
             .iter()
             .map(|e| format!("{} = {}", e.source, e.target))
             .collect();
-        if target == Lang::En {
-            // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
-            listed.extend(
-                ground::english_quantities(&first.text)
-                    .into_iter()
-                    .map(|(ko, en)| format!("{ko} = {en}")),
-            );
-        }
+        // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
+        listed.extend(
+            ground::english_quantities(&first.text)
+                .into_iter()
+                .map(|(ko, en)| format!("{ko} = {en}")),
+        );
         if listed.is_empty() {
             listed.push("-".into());
         }
@@ -499,41 +493,39 @@ impl Summarizer {
         for e in &glossary {
             licensed.allow_names(&e.target);
         }
-        if target == Lang::En {
-            // A name that sounds like a Korean word of the summary is that word's spelling
-            // (인플루엔자 = Influenza); only the rest go to the model to be matched back.
-            let mut names = licensed.ungrounded_names(&translation);
-            names.retain(|name| match romanize::heard_in(&first.text, name) {
-                Some(korean) => {
-                    licensed.allow_names(name);
-                    glossary.push(GlossaryEntry {
-                        source: korean.to_string(),
-                        target: name.clone(),
-                    });
-                    false
+        // A name that sounds like a Korean word of the summary is that word's spelling
+        // (인플루엔자 = Influenza); only the rest go to the model to be matched back.
+        let mut names = licensed.ungrounded_names(&translation);
+        names.retain(|name| match romanize::heard_in(&first.text, name) {
+            Some(korean) => {
+                licensed.allow_names(name);
+                glossary.push(GlossaryEntry {
+                    source: korean.to_string(),
+                    target: name.clone(),
+                });
+                false
+            }
+            None => true,
+        });
+        if !names.is_empty() {
+            let answer = self.step(
+                model,
+                &self.prompts.align_names,
+                &[("text", &first.text), ("names", &names.join("\n"))],
+                grounding,
+                &[Class::Digits],
+                run,
+                &mut |_| ControlFlow::Continue(()),
+            )?;
+            for e in parse_alignment(&answer.text, &names, &first.text) {
+                if !spelling_holds(model, &e) {
+                    continue;
                 }
-                None => true,
-            });
-            if !names.is_empty() {
-                let answer = self.step(
-                    model,
-                    &self.prompts.align_names,
-                    &[("text", &first.text), ("names", &names.join("\n"))],
-                    grounding,
-                    &[Class::Digits],
-                    run,
-                    &mut |_| ControlFlow::Continue(()),
-                )?;
-                for e in parse_alignment(&answer.text, &names, &first.text) {
-                    if !spelling_holds(model, &e) {
-                        continue;
-                    }
-                    licensed.allow_names(&e.target);
-                    glossary.push(e);
-                }
+                licensed.allow_names(&e.target);
+                glossary.push(e);
             }
         }
-        let mut gate = Gate::for_translation(target, &licensed);
+        let mut gate = Gate::for_translation(Lang::En, &licensed);
         let _ = gate.push_whole(&translation, &mut |_| {});
         Ok((gate.finish_translation(), glossary))
     }
