@@ -1,9 +1,10 @@
 //! The one generation loop for causal models.
 //!
 //! Prompt tokens in, tokens out: the prompt is prefilled in one pass (on request, only what follows the
-//! part of it that opened the previous prompt too and is still in the KV cache), then tokens are chosen one at a time (greedy by default, or seeded sampling) until a stop
-//! token of the model's, the token budget, or the caller's callback ends it. Text is streamed to the
-//! callback as soon as it decodes to whole characters (byte-level BPE splits Hangul across tokens).
+//! part of it that opened the previous prompt too and is still in the KV cache), then tokens are
+//! chosen one at a time (greedy by default, or seeded sampling) until a stop token of the model's, the
+//! token budget, or the caller's callback ends it. Text is streamed to the callback as soon as it
+//! decodes to whole characters (byte-level BPE splits Hangul across tokens).
 
 pub mod attention;
 pub mod chat;

@@ -462,20 +462,13 @@ impl Summarizer {
                 }
             })
             .collect();
-        let mut listed: Vec<String> = glossary
-            .iter()
-            .map(|e| format!("{} = {}", e.source, e.target))
-            .collect();
         // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
-        listed.extend(
-            ground::english_quantities(&first.text)
-                .into_iter()
-                .map(|(ko, en)| format!("{ko} = {en}")),
+        let listed = listing(
+            glossary
+                .iter()
+                .map(|e| (e.source.clone(), e.target.clone()))
+                .chain(ground::english_quantities(&first.text)),
         );
-        if listed.is_empty() {
-            listed.push("-".into());
-        }
-        let listed = listed.join("\n");
         let mut answers = Vec::new();
         for sentence in &first.sentences {
             answers.extend(self.translate_sentence(
@@ -558,19 +551,12 @@ impl Summarizer {
             .into_iter()
             .filter(korean_spelling_holds)
             .collect();
-        let mut listed: Vec<String> = glossary
-            .iter()
-            .map(|e| format!("{} = {}", e.target, e.source))
-            .collect();
-        listed.extend(
-            ground::korean_renderings(&first.text)
-                .into_iter()
-                .map(|(en, ko)| format!("{en} = {ko}")),
+        let listed = listing(
+            glossary
+                .iter()
+                .map(|e| (e.target.clone(), e.source.clone()))
+                .chain(ground::korean_renderings(&first.text)),
         );
-        if listed.is_empty() {
-            listed.push("-".into());
-        }
-        let listed = listed.join("\n");
         let prompt = &self.prompts.translate_en_ko;
         let classes = [Class::Digits, Class::Latin];
         let hangul_only = grounding.without_latin_runs();
@@ -674,6 +660,16 @@ pub fn article_language(text: &str) -> Result<Lang> {
         Err(Error::Input(
             "the article is neither Korean nor English: sift summarizes Korean and English articles (`sift classify` still finds its spam)".into(),
         ))
+    }
+}
+
+/// The `source = target` lines a translation prompt gives beside each sentence (names, then
+/// quantities, in the language translated from first), or `-` when there are none.
+fn listing(pairs: impl Iterator<Item = (String, String)>) -> String {
+    let lines: Vec<String> = pairs.map(|(from, to)| format!("{from} = {to}")).collect();
+    match lines.is_empty() {
+        true => "-".to_string(),
+        false => lines.join("\n"),
     }
 }
 
