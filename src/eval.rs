@@ -218,6 +218,8 @@ pub struct SummaryScore {
     pub chars: usize,
     pub sentences: usize,
     pub within_limits: bool,
+    /// The summary scored, so a report can be read back without running the model again.
+    pub text: String,
 }
 
 /// Whether `form` occurs in `text` under the matching rule in the module header.
@@ -287,6 +289,7 @@ pub fn score_summary(doc: &Labelled, summary: &crate::summarize::Summary) -> Sum
         chars,
         sentences,
         within_limits: chars <= limits.max_chars && sentences <= limits.max_sentences,
+        text: text.clone(),
     }
 }
 

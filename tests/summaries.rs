@@ -11,7 +11,7 @@ use sift::summarize::{Lang, Method, Summaries, Summarizer};
 fn summarize(text: &str, langs: &[Lang]) -> Summaries {
     let encoder = common::encoder();
     let mut model = common::summarizer().lock().unwrap();
-    let summarizer = Summarizer::new(&model, Prompts::builtin().unwrap());
+    let summarizer = Summarizer::new(&mut model, Prompts::builtin().unwrap()).unwrap();
     summarizer
         .summarize(&mut model, encoder, text, langs, &mut |_| {})
         .unwrap()
@@ -148,7 +148,7 @@ fn a_model_whose_output_fails_every_check_falls_back_to_the_articles_sentences()
     tiny::write_tiny_qwen2(&path, 9, None);
     // Random weights write random bytes: no sentence of theirs can pass the checks.
     let mut model = sift::model::gguf::load_chat_model(&path, "qwen2", &Device::Cpu).unwrap();
-    let summarizer = Summarizer::new(&model, Prompts::builtin().unwrap());
+    let summarizer = Summarizer::new(&mut model, Prompts::builtin().unwrap()).unwrap();
     let article = "삼성전자가 평택에 새 반도체 공장을 짓는다고 13일 밝혔다. 투자 규모는 30조 원이다. 공장은 2027년 가동을 시작한다.";
     let out = summarizer
         .summarize(

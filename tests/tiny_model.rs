@@ -302,3 +302,39 @@ fn the_native_forward_matches_candles_reference() {
         run(&mut reference, &prompt, &opts).tokens
     );
 }
+
+#[test]
+fn a_model_kept_to_some_tokens_writes_only_those_and_scores_them_as_before() {
+    let (mut model, _dir) = load(12, None);
+    let prompt = model.encode("the cat sat on the hat").unwrap();
+    let before = model.prompt_logits(&prompt).unwrap();
+    // Only tokens without the letter `a`.
+    let kept = model.keep_tokens(|t| !t.contains('a')).unwrap().unwrap();
+    assert!(kept > 0 && kept < before.len());
+    let after = model.prompt_logits(&prompt).unwrap();
+    assert_eq!(after.len(), before.len());
+    let tok = model.tokenizer().clone();
+    for (id, (b, a)) in before.iter().zip(&after).enumerate() {
+        let text = tok.decode(&[id as u32], false).unwrap_or_default();
+        if tok.id_to_token(id as u32).is_some() && !text.contains('a') {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "token {id}: {b} then {a}"
+            );
+        } else {
+            assert_eq!(
+                *a,
+                f32::NEG_INFINITY,
+                "token {id} ({text:?}) should be masked"
+            );
+        }
+    }
+    let g = run(&mut model, &prompt, &budget(24));
+    assert!(!g.text.contains('a'), "{:?}", g.text);
+    // A second restriction narrows the first; it cannot bring a dropped token back.
+    assert!(model
+        .keep_tokens(|t| !t.contains('a') && !t.contains('e'))
+        .unwrap()
+        .is_some());
+    assert!(model.keep_tokens(|_| true).is_err());
+}

@@ -31,8 +31,8 @@ pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, opts: &EvalOptions) -> R
         true => {
             let catalog = g.catalog()?;
             let manifest = catalog.for_role(sift::model::manifest::Role::Summarizer)?;
-            let model = sift::model::load_summarizer(&g.store(), manifest, &device)?;
-            let summarizer = Summarizer::new(&model, Prompts::builtin()?);
+            let mut model = sift::model::load_summarizer(&g.store(), manifest, &device)?;
+            let summarizer = Summarizer::new(&mut model, Prompts::builtin()?)?;
             Some((model, summarizer))
         }
         false => None,

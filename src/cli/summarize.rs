@@ -64,7 +64,7 @@ pub fn run(
     let t = Instant::now();
     let sum_manifest = catalog.for_role(Role::Summarizer)?;
     let mut model = sift::model::load_summarizer(&store, sum_manifest, &device)?;
-    let summarizer = Summarizer::new(&model, prompts);
+    let summarizer = Summarizer::new(&mut model, prompts)?;
     load_s += t.elapsed().as_secs_f64();
     eprintln!(
         "sift: loaded {} and {} in {load_s:.2}s",

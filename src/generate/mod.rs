@@ -36,6 +36,11 @@ pub trait CausalLm: Send {
     }
     /// Forgets everything cached from earlier calls.
     fn reset(&mut self);
+    /// Computes the logits of the tokens `ids` only (sorted, distinct); every other token's logit
+    /// is minus infinity from then on. `false` when the architecture cannot.
+    fn keep_outputs(&mut self, _ids: &[u32]) -> candle_core::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// How the next token is chosen.
@@ -175,6 +180,26 @@ impl TextModel {
     pub fn forget(&mut self) {
         self.lm.reset();
         self.cached.clear();
+    }
+
+    /// Limits what the model can write to the tokens whose text passes `keep` (special tokens are
+    /// always kept). Their logits alone are computed, which makes each decoding step read less of
+    /// the output matrix. Returns how many tokens are kept, or `None` when the model cannot.
+    pub fn keep_tokens(&mut self, keep: impl Fn(&str) -> bool) -> Result<Option<usize>> {
+        let size = self.tokenizer.get_vocab_size(true) as u32;
+        let ids: Vec<u32> = (0..size)
+            .filter(|&id| {
+                self.tokenizer.id_to_token(id).is_some_and(|_| {
+                    self.stop_tokens.contains(&id)
+                        || self
+                            .tokenizer
+                            .decode(&[id], false)
+                            .is_ok_and(|text| keep(&text))
+                })
+            })
+            .collect();
+        self.forget();
+        Ok(self.lm.keep_outputs(&ids)?.then_some(ids.len()))
     }
 
     pub fn tokenizer(&self) -> &Tokenizer {

@@ -461,6 +461,38 @@ impl QLinear {
         Tensor::from_vec(out, shape, x.device())
     }
 
+    /// The bytes of the weight's output rows `rows`, in that order (for [`Self::from_bytes`]).
+    pub fn row_bytes(&self, rows: &[u32]) -> Result<Vec<u8>> {
+        let (n, k) = self.weight.shape().dims2()?;
+        let dtype = self.weight.dtype();
+        let row = k / dtype.block_size() * dtype.type_size();
+        let data = self.weight.data()?;
+        let mut out = Vec::with_capacity(rows.len() * row);
+        for &r in rows {
+            let r = r as usize;
+            if r >= n {
+                candle_core::bail!("row {r} of a weight with {n} rows");
+            }
+            out.extend_from_slice(&data[r * row..(r + 1) * row]);
+        }
+        Ok(out)
+    }
+
+    /// A layer on a `[bytes / row size, k]` weight of `dtype` laid out in `bytes`.
+    pub fn from_bytes(bytes: Vec<u8>, dtype: GgmlDType, k: usize, device: &Device) -> Result<Self> {
+        let row = k / dtype.block_size() * dtype.type_size();
+        if row == 0 || !bytes.len().is_multiple_of(row) {
+            candle_core::bail!("{} bytes are not rows of {k} {dtype:?} values", bytes.len());
+        }
+        let n = bytes.len() / row;
+        let storage = candle_core::quantized::QStorage::from_data(
+            std::borrow::Cow::Owned(bytes),
+            device,
+            dtype,
+        )?;
+        Self::new(QTensor::new(storage, (n, k))?)
+    }
+
     /// The weight's row `i` as f32 (an embedding lookup on a quantized table).
     pub fn weight(&self) -> &QTensor {
         &self.weight

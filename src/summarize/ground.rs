@@ -25,6 +25,8 @@ pub enum Violation {
     Name(String),
     /// A Korean word whose stem the article does not contain.
     Word(String),
+    /// A letter of a script the article does not write (Cyrillic `потреб` in a Korean sentence).
+    Letter(char),
     /// The same sentence again.
     Repeated,
     /// Too many letters outside the summary's language.
@@ -40,6 +42,7 @@ impl std::fmt::Display for Violation {
             Violation::Date(d) => write!(f, "date word {d} is not in the article"),
             Violation::Name(n) => write!(f, "name {n} is not in the article"),
             Violation::Word(w) => write!(f, "word {w} is not in the article"),
+            Violation::Letter(c) => write!(f, "letter {c} is of a script the article does not use"),
             Violation::Repeated => write!(f, "repeats an earlier sentence"),
             Violation::Script { share_percent } => {
                 write!(
@@ -344,6 +347,12 @@ impl Grounding {
         if earlier.iter().any(|e| normalise(e) == key) {
             return Err(Violation::Repeated);
         }
+        if let Some(c) = bare
+            .chars()
+            .find(|&c| is_other_script(c) && !self.text.contains(c))
+        {
+            return Err(Violation::Letter(c));
+        }
         let share = script_share(bare, lang);
         let needed = match lang {
             Lang::Ko => KOREAN_PURITY,
@@ -360,7 +369,16 @@ impl Grounding {
             ));
         }
         for n in numbers_in(bare) {
-            if !self.numbers.contains(&n.digits) {
+            // `N월` is a month: one the article names, as `7월` or `July` (its 73 is no `73월`).
+            if bare[n.end..].starts_with('월') {
+                if !n
+                    .digits
+                    .parse()
+                    .is_ok_and(|m: usize| self.months.contains(&m))
+                {
+                    return Err(Violation::Date(format!("{}월", n.raw)));
+                }
+            } else if !self.numbers.contains(&n.digits) {
                 return Err(Violation::Number(n.digits));
             }
         }
@@ -415,6 +433,7 @@ impl Grounding {
             || MONTHS.contains(&w.as_str())
             || WEEKDAYS_EN.contains(&w.as_str())
             || self.latin.contains(&w)
+            || plural_acronym(word).is_some_and(|stem| self.latin.contains(&stem.to_lowercase()))
     }
 
     /// The runs of capitalised words in an English `text` ("Mark Zuckerberg", "Lee") that hold a word
@@ -793,6 +812,24 @@ fn latin_words(text: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// `CEO` of `CEOs`: the plural of an acronym names what the acronym does.
+fn plural_acronym(word: &str) -> Option<&str> {
+    word.strip_suffix('s')
+        .filter(|stem| stem.len() >= 2 && stem.chars().all(|c| c.is_ascii_uppercase()))
+}
+
+/// A letter neither Hangul nor Latin (Cyrillic, Greek, Han, kana, Thai...): a summary may have one
+/// only where its article does.
+fn is_other_script(c: char) -> bool {
+    c.is_alphabetic()
+        && !is_hangul(c)
+        && !('\u{1100}'..='\u{11FF}').contains(&c)
+        && !('\u{3130}'..='\u{318F}').contains(&c)
+        && !c.is_ascii_alphabetic()
+        && !('\u{00C0}'..='\u{024F}').contains(&c)
+        && !('\u{1E00}'..='\u{1EFF}').contains(&c)
+}
+
 pub(crate) fn is_hangul(c: char) -> bool {
     ('\u{AC00}'..='\u{D7A3}').contains(&c)
 }
@@ -869,6 +906,68 @@ mod tests {
         ] {
             assert_eq!(g.check(korean, Lang::Ko, false, &[]), Ok(()), "{korean}");
         }
+    }
+
+    #[test]
+    fn a_korean_month_must_be_one_the_article_names() {
+        let g =
+            Grounding::new("Nvidia expects revenue of $45 billion, up 73%, by the end of July.");
+        assert_eq!(
+            g.check(
+                "엔비디아는 7월 말까지 450억 달러의 매출을 예상한다.",
+                Lang::Ko,
+                false,
+                &[]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            g.check(
+                "엔비디아는 73월 말까지 450억 달러의 매출을 예상한다.",
+                Lang::Ko,
+                false,
+                &[]
+            ),
+            Err(Violation::Date("73월".into()))
+        );
+        assert_eq!(
+            g.check(
+                "엔비디아는 45월까지 매출이 73% 늘 것으로 본다.",
+                Lang::Ko,
+                false,
+                &[]
+            ),
+            Err(Violation::Date("45월".into()))
+        );
+    }
+
+    #[test]
+    fn an_acronym_of_the_article_may_be_plural() {
+        let g = Grounding::new("빅테크 CEO들과 만났다.");
+        assert_eq!(g.ungrounded_names("He met CEOs and CFOs."), ["CFOs"]);
+    }
+
+    #[test]
+    fn letters_of_a_third_script_need_the_article_to_have_them() {
+        let g =
+            Grounding::new("Oil prices fell on worries about fuel demand in China. 中 and Zürich.");
+        assert_eq!(
+            g.check("연료 потреб량에 대한 걱정이 커졌다.", Lang::Ko, false, &[]),
+            Err(Violation::Letter('п'))
+        );
+        assert_eq!(
+            g.check(
+                "중국의 약한 공장 지표가 연료 수요에 대한 걱정을 키웠다 (中).",
+                Lang::Ko,
+                false,
+                &[]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            g.check("Oil prices fell on 燃料 worries.", Lang::En, false, &[]),
+            Err(Violation::Letter('燃'))
+        );
     }
 
     const ARTICLE: &str = "이재용 회장은 지난 7일(현지시간) 메타의 저커버그를 만났다. 삼성은 1,500억 달러를 3.5% 금리로 투자한다. Qualcomm 과 협의했다.";
