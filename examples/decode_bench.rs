@@ -3,7 +3,9 @@
 //! prompt's length, and 40). The context is prefilled once (token ids of no meaning: the cost
 //! depends only on the length), then one token is run at position CONTEXT and the cache cut back,
 //! REPS times; it prints the fastest and the median step. On a shared machine the fastest is the
-//! least disturbed, which makes small changes visible that whole-run tokens/s hide in noise.
+//! least disturbed, which makes small changes visible that whole-run tokens/s hide in noise. A third
+//! argument `writable` first keeps only the output tokens a summary may write, as the summarizer
+//! does (`sift::summarize::writable`).
 
 use std::time::Instant;
 
@@ -16,6 +18,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let context: usize = args.get(1).map_or(1657, |s| s.parse().unwrap());
     let reps: usize = args.get(2).map_or(40, |s| s.parse().unwrap());
+    let writable = args.get(3).is_some_and(|a| a == "writable");
     let home = std::env::var("SIFT_HOME")
         .unwrap_or_else(|_| format!("{}/.cache/sift", std::env::var("HOME").unwrap()));
     let path = format!(
@@ -24,6 +27,19 @@ fn main() {
     let mut file = std::fs::File::open(&path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
     let mut model = Qwen2::from_gguf(&content, &mut file, &Device::Cpu).unwrap();
+    if writable {
+        let tokenizer = sift::model::gguf::tokenizer_from_gguf(&content).unwrap();
+        let ids: Vec<u32> = (0..tokenizer.get_vocab_size(true) as u32)
+            .filter(|&id| {
+                tokenizer.id_to_token(id).is_some()
+                    && tokenizer
+                        .decode(&[id], false)
+                        .is_ok_and(|t| sift::summarize::writable(&t))
+            })
+            .collect();
+        println!("keeping {} output tokens", ids.len());
+        model.keep_outputs(&ids).unwrap();
+    }
     let ids: Vec<u32> = (0..context as u32).map(|i| 100 + i * 37 % 30_000).collect();
     let t = Instant::now();
     if context > 0 {

@@ -85,11 +85,15 @@ fn run(cli: &Cli) -> sift::Result<Status> {
             per_document,
             summaries,
             only,
+            lang,
+            prompts,
         }) => {
             let opts = cli::detect::EvalOptions {
                 per_document: *per_document,
                 summaries: *summaries,
                 only: only.clone(),
+                langs: lang.clone(),
+                prompts: prompts.clone(),
             };
             cli::detect::eval(g, dir, output.format, &opts).map(Status::from)
         }

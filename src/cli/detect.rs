@@ -16,6 +16,10 @@ pub struct EvalOptions {
     pub per_document: bool,
     pub summaries: bool,
     pub only: Option<String>,
+    /// Summary languages, as `--lang` takes them (`ko,en`).
+    pub langs: String,
+    /// A folder of prompt templates overriding the built-in ones.
+    pub prompts: Option<std::path::PathBuf>,
 }
 
 pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, opts: &EvalOptions) -> Result<bool> {
@@ -32,11 +36,12 @@ pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, opts: &EvalOptions) -> R
             let catalog = g.catalog()?;
             let manifest = catalog.for_role(sift::model::manifest::Role::Summarizer)?;
             let mut model = sift::model::load_summarizer(&g.store(), manifest, &device)?;
-            let summarizer = Summarizer::new(&mut model, Prompts::builtin()?)?;
+            let summarizer = Summarizer::new(&mut model, Prompts::load(opts.prompts.as_deref())?)?;
             Some((model, summarizer))
         }
         false => None,
     };
+    let langs = Lang::parse_list(&opts.langs)?;
     let t = Instant::now();
     let mut scores = Vec::with_capacity(set.len());
     let mut summary_scores = Vec::new();
@@ -45,7 +50,6 @@ pub fn eval(g: &GlobalArgs, dir: &Path, format: Format, opts: &EvalOptions) -> R
         scores.push(sift::eval::score(doc, &d));
         if let Some((model, summarizer)) = writer.as_mut() {
             let started = Instant::now();
-            let langs = [Lang::Ko, Lang::En];
             let out = summarizer.summarize(model, &encoder, &d.clean_text, &langs, &mut |_| {})?;
             for s in &out.summaries {
                 let score = sift::eval::score_summary(doc, s);

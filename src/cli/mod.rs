@@ -73,6 +73,12 @@ pub enum Command {
         /// Only the documents whose name contains this text.
         #[arg(long, value_name = "TEXT")]
         only: Option<String>,
+        /// With --summaries: the summary languages to write and score (ko, en or ko,en).
+        #[arg(long, default_value = "ko,en")]
+        lang: String,
+        /// With --summaries: read prompt templates from this folder (missing files: built-in).
+        #[arg(long, value_name = "DIR", env = "SIFT_PROMPTS")]
+        prompts: Option<PathBuf>,
     },
     /// Measure the chat model's prefill and decode speed (or the encoder's, with --encoder).
     Bench(bench::BenchArgs),

@@ -27,6 +27,8 @@ pub enum Violation {
     Word(String),
     /// A letter of a script the article does not write (Cyrillic `потреб` in a Korean sentence).
     Letter(char),
+    /// Hangul left untranslated in an English sentence (`C씨`).
+    Untranslated(char),
     /// The same sentence again.
     Repeated,
     /// Too many letters outside the summary's language.
@@ -43,6 +45,7 @@ impl std::fmt::Display for Violation {
             Violation::Name(n) => write!(f, "name {n} is not in the article"),
             Violation::Word(w) => write!(f, "word {w} is not in the article"),
             Violation::Letter(c) => write!(f, "letter {c} is of a script the article does not use"),
+            Violation::Untranslated(c) => write!(f, "Hangul {c} is left untranslated"),
             Violation::Repeated => write!(f, "repeats an earlier sentence"),
             Violation::Script { share_percent } => {
                 write!(
@@ -362,6 +365,10 @@ impl Grounding {
             return Err(Violation::Script {
                 share_percent: (share * 100.0).floor() as u32,
             });
+        }
+        // An English summary spells Korean names in Latin letters.
+        if let Some(c) = bare.chars().find(|&c| lang == Lang::En && is_hangul(c)) {
+            return Err(Violation::Untranslated(c));
         }
         if bare.chars().any(|c| c.is_numeric() && !c.is_ascii_digit()) {
             return Err(Violation::Number(
@@ -967,6 +974,16 @@ mod tests {
         assert_eq!(
             g.check("Oil prices fell on 燃料 worries.", Lang::En, false, &[]),
             Err(Violation::Letter('燃'))
+        );
+        let korean = Grounding::new("C씨 등은 2022년부터 사무실을 차렸다.");
+        assert_eq!(
+            korean.check(
+                "C씨 and others opened an office in 2022 and ran online casino and sports betting sites.",
+                Lang::En,
+                false,
+                &[]
+            ),
+            Err(Violation::Untranslated('씨'))
         );
     }
 

@@ -191,19 +191,25 @@ pub struct Summarizer {
 }
 
 /// Whether a token's text can be part of a Korean or English summary: ASCII, Hangul, Latin letters
-/// with accents, punctuation, symbols and fullwidth forms (and the bytes of a character split
-/// between tokens, which decode to U+FFFD).
+/// with accents, and every block of punctuation and symbols Korean and English news use (`∼`, `※`,
+/// `▲`, `★`, `㈜`, `㎞`, `㎥`, fullwidth forms), and the bytes of a character split between tokens,
+/// which decode to U+FFFD. Left out are other scripts' letters: Han, kana, Cyrillic, Thai, Arabic...
+/// (A model barred from a symbol the article uses writes another one in its place: with the CJK
+/// compatibility block left out, `㎥당 58㎍` came out as `58℃당 58℃`.)
 pub fn writable(text: &str) -> bool {
     text.chars().all(|c| {
         c.is_ascii()
             || ground::is_hangul(c)
             || matches!(c,
-                '\u{1100}'..='\u{11FF}' // Hangul jamo
-                | '\u{3130}'..='\u{318F}' // Hangul compatibility jamo
-                | '\u{00A0}'..='\u{024F}' // Latin-1 and Latin Extended-A and B
-                | '\u{2000}'..='\u{22FF}' // punctuation, currency, letterlike, arrows, maths
-                | '\u{2460}'..='\u{25FF}' // enclosed numbers, boxes, shapes
+                '\u{00A0}'..='\u{036F}' // Latin-1, Latin Extended-A and B, modifiers, combining marks
+                | '\u{1100}'..='\u{11FF}' // Hangul jamo
+                | '\u{1E00}'..='\u{1EFF}' // Latin Extended Additional
+                | '\u{2000}'..='\u{2BFF}' // punctuation, currency, letterlike, arrows, maths, shapes, symbols
                 | '\u{3000}'..='\u{303F}' // CJK punctuation (「」, 〈〉)
+                | '\u{3130}'..='\u{318F}' // Hangul compatibility jamo
+                | '\u{3200}'..='\u{33FF}' // enclosed letters (㈜) and units (㎞, ㎥)
+                | '\u{A960}'..='\u{A97F}' // Hangul jamo extended-A
+                | '\u{D7B0}'..='\u{D7FF}' // Hangul jamo extended-B
                 | '\u{FF00}'..='\u{FFEF}' // fullwidth forms
                 | '\u{FFFD}')
     })
@@ -217,7 +223,10 @@ impl Summarizer {
     /// summary can hold ([`writable`]): no Han, kana, Cyrillic or other script the model knows,
     /// and each decoding step computes a third fewer logits.
     pub fn new(model: &mut TextModel, prompts: Prompts) -> Result<Self> {
-        model.keep_tokens(writable)?;
+        let kept = model.keep_tokens(writable)?;
+        if std::env::var_os("SIFT_DEBUG").is_some() {
+            eprintln!("sift: [debug] the model may write {kept:?} of its tokens");
+        }
         Ok(Self {
             prompts,
             tokens: ClassTokens::new(model.tokenizer()),
@@ -1241,6 +1250,25 @@ mod tests {
             "저커버크 메타 CEO 자택 초대받아…아마존·퀄컴 CEO와도 회동"
         ));
         assert!(!is_body("By Daniel Brooks"));
+    }
+
+    #[test]
+    fn a_summary_may_write_hangul_latin_and_symbols_but_no_other_script() {
+        for ok in [
+            "㎥당 58㎍",
+            " 이재용",
+            "Zürich",
+            "㈜삼성",
+            "※ 36∼75",
+            "「전,란」",
+            "\u{FFFD}",
+            "★",
+        ] {
+            assert!(writable(ok), "{ok}");
+        }
+        for no in ["中", "потреб", "ตอน", "です", " ملف"] {
+            assert!(!writable(no), "{no}");
+        }
     }
 
     #[test]
