@@ -104,6 +104,8 @@ const FUNCTION_WORDS: &[&str] = &[
     "after",
     "also",
     "although",
+    // `3:48 AM`
+    "am",
     "amid",
     "an",
     "and",
@@ -157,6 +159,7 @@ const FUNCTION_WORDS: &[&str] = &[
     "other",
     "our",
     "over",
+    "pm",
     "president",
     "several",
     "she",
@@ -457,17 +460,27 @@ impl Grounding {
             }
             phrase.clear();
         };
+        // `of` between capitalised words belongs to the name (`Bank of Korea`): held until the next word
+        // shows whether the name goes on. (`and` does not: `Qualcomm and James Lee` are two.)
+        let mut held: Vec<&str> = Vec::new();
         for token in text.split_whitespace() {
             let word = token.trim_matches(|c: char| !c.is_alphanumeric());
             let word = word.strip_suffix("'s").unwrap_or(word);
             let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+            let ends = token.ends_with(|c: char| !c.is_alphanumeric());
             if capital && !FUNCTION_WORDS.contains(&word.to_lowercase().as_str()) {
+                phrase.append(&mut held);
                 phrase.push(word);
+            } else if !phrase.is_empty() && !ends && token == "of" {
+                held.push(token);
+                continue;
             } else {
+                held.clear();
                 flush(&mut phrase, &mut out);
             }
             // Punctuation after a word ends the name.
-            if token.ends_with(|c: char| !c.is_alphanumeric()) {
+            if ends {
+                held.clear();
                 flush(&mut phrase, &mut out);
             }
         }
@@ -945,6 +958,17 @@ mod tests {
                 &[]
             ),
             Err(Violation::Date("45월".into()))
+        );
+    }
+
+    #[test]
+    fn names_keep_their_of_and_times_are_no_names() {
+        let g = Grounding::new("한국은행은 오전 3시 48분에 발표했다.");
+        assert_eq!(
+            g.ungrounded_names(
+                "The Bank of Korea said at 3:48 AM that Kim and Lee of the bank left."
+            ),
+            ["Bank of Korea", "Kim", "Lee"]
         );
     }
 
