@@ -395,9 +395,9 @@ impl CausalLm for Qwen2 {
                 Err(_) => candle_core::bail!("token {id} is not among the model's outputs"),
             }
         }
-        // The full matrix is dropped: a fifth of the weights read per token, and of the memory. It goes
-        // (for a one-row stand-in) before the kept rows are laid out, so that at no time are both
-        // the full matrix and two copies of the kept rows held.
+        // Only the kept rows stay: the output matrix is a fifth of the weights read per token, and
+        // the dropped rows are neither read nor held. The full matrix goes (for a one-row stand-in)
+        // before the kept rows are laid out, so that it is never held with two copies of them.
         if at.len() != held.len() {
             let bytes = self.output.row_bytes(&at)?;
             let weight = self.output.weight();

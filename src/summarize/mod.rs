@@ -7,8 +7,9 @@
 //!    opening two and the most central ones, up to a token budget and in article order, are what the
 //!    model reads. Spam never reaches it: only the cleaned text is used.
 //! 2. **A summary in the article's language**, decoded under [`constrain`] (numbers can only be copied)
-//!    and checked sentence by sentence as it streams ([`ground`]: numbers, dates, names, Korean word
-//!    stems, repeats, script, length). The first sentence that fails ends the generation; the ones
+//!    by a model that can write only Hangul, Latin letters and symbols ([`writable`]), and checked
+//!    sentence by sentence as it streams ([`ground`]: numbers, dates, names, Korean word stems,
+//!    repeats, script, length). The first sentence that fails ends the generation; the ones
 //!    before it stand. If none stands, an extractive summary (the most central sentences that fit the
 //!    limits) takes its place: copied text cannot be unfaithful.
 //! 3. **The other language** is a translation of that checked summary, not a second free summary,
@@ -17,7 +18,8 @@
 //!    only when the summary contains its source side, and a guessed spelling must sound like the
 //!    name: [`romanize`]); the list and the quantities in the other language's units go beside each
 //!    sentence. Into English, a capitalised name still unlicensed is matched back to a Korean name of
-//!    the summary by one more question. The
+//!    the summary by one more question. A translated sentence the encoder finds far in meaning from
+//!    its source is refused ([`SAME_MEANING`]). The
 //!    translation passes the same checks; if no sentence does, that summary is reported as unavailable,
 //!    with the reasons: an unchecked sentence is never printed.
 
