@@ -255,6 +255,77 @@ fn copy_filter_lets_only_the_articles_numbers_through() {
 }
 
 #[test]
+fn copy_filter_never_masks_the_stop_tokens() {
+    use sift::generate::TokenFilter;
+    use sift::summarize::constrain::{Class, ClassTokens, CopyFilter};
+    use sift::summarize::ground::Grounding;
+    let (model, _dir) = load(8, None);
+    let grounding = Grounding::new("이재용 회장은 CEO들과 만났다.");
+    let tokens = ClassTokens::new(model.tokenizer());
+    let mut filter = CopyFilter::new(&grounding, &tokens, &[Class::Digits, Class::Latin]);
+    let size = model.tokenizer().get_vocab_size(true);
+    let mut logits = vec![0.0f32; size];
+    filter.filter("이재용 회장은 ", &mut logits);
+    let the = model.tokenizer().token_to_id("Ġthe").unwrap() as usize;
+    assert_eq!(
+        logits[the],
+        f32::NEG_INFINITY,
+        "a Latin word the article lacks"
+    );
+    for &stop in model.stop_tokens() {
+        assert_eq!(logits[stop as usize], 0.0, "stop token {stop} was masked");
+    }
+}
+
+#[test]
+fn a_ban_changes_the_answer_at_the_refused_place_and_keeps_what_came_before() {
+    use sift::summarize::constrain::{Ban, ClassTokens, CopyFilter};
+    use sift::summarize::ground::Grounding;
+    let (mut model, _dir) = load(11, None);
+    let prompt = model
+        .encode("the hat the cat the hat the cat the hat the cat the")
+        .unwrap();
+    let grounding = Grounding::new("the hat");
+    let tokens = ClassTokens::new(model.tokenizer());
+    let opts = GenerateOptions {
+        lookahead: 4,
+        ..budget(24)
+    };
+    let mut generate = |model: &mut TextModel, bans: &[Ban]| {
+        let mut filter = CopyFilter::new(&grounding, &tokens, &[]).banning(bans);
+        model
+            .generate_filtered(&prompt, &opts, Some(&mut filter), &mut |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap()
+    };
+    let first = generate(&mut model, &[]);
+    let mut changed = 0;
+    for k in [3, 9, 15] {
+        // The refused word starts where token k's text starts.
+        let at = model.decode(&first.tokens[..k]).unwrap().len();
+        let Some(refused) = first.text[at..].chars().next() else {
+            continue;
+        };
+        let again = generate(&mut model, &[Ban::new(&first.text, at)]);
+        assert!(
+            again.text.starts_with(&first.text[..at]),
+            "the text before the ban changed: {:?} then {:?}",
+            first.text,
+            again.text
+        );
+        let there = again.text[at..].chars().next();
+        assert!(
+            there.is_none_or(|c| !c.eq_ignore_ascii_case(&refused)),
+            "{refused:?} was written again at {at}: {:?}",
+            again.text
+        );
+        changed += 1;
+    }
+    assert!(changed > 0, "no place to ban in {:?}", first.text);
+}
+
+#[test]
 fn guessing_ahead_gives_the_same_tokens_as_one_at_a_time() {
     let (mut model, _dir) = load(10, None);
     // A prompt that repeats itself, so the lookup finds runs to guess and the model checks them.

@@ -6,6 +6,9 @@
 //! or cannot grow into one, is masked out, and while a run is unfinished (`15` when the article has
 //! `1500`) only a continuation may follow. Digit runs are the groups between separators, so `1,500`,
 //! `1500` and `3.5` are all copyable from an article that writes them.
+//!
+//! A translation refused after the fact at one word (`20XX`, a name the article lacks) is asked for
+//! again with that spot banned ([`Ban`]), so the second answer must take another path there.
 
 use tokenizers::Tokenizer;
 
@@ -28,11 +31,14 @@ impl Class {
     }
 }
 
-/// The vocabulary's tokens that write digits or Latin letters, with their text.
+/// The vocabulary's tokens that write digits or Latin letters, with their text, and the text of
+/// every token (for [`Ban`]).
 #[derive(Debug, Clone, Default)]
 pub struct ClassTokens {
     digits: Vec<(u32, String)>,
     latin: Vec<(u32, String)>,
+    /// The bytes each token writes, indexed by token id; empty for special tokens.
+    all: Vec<Vec<u8>>,
 }
 
 impl ClassTokens {
@@ -40,15 +46,25 @@ impl ClassTokens {
         let size = tokenizer.get_vocab_size(true) as u32;
         let mut out = Self::default();
         for id in 0..size {
-            let Ok(text) = tokenizer.decode(&[id], false) else {
-                continue;
-            };
+            // Special tokens write no text: `<|im_end|>` read as letters would be a Latin run the
+            // article lacks, and Korean text, whose Latin runs are copied, could never end.
+            let text = tokenizer.decode(&[id], true).unwrap_or_default();
             if text.chars().any(|c| Class::Digits.has(c)) {
                 out.digits.push((id, text.clone()));
             }
             if text.chars().any(|c| Class::Latin.has(c)) {
-                out.latin.push((id, text));
+                out.latin.push((id, text.clone()));
             }
+            // A token holding part of a character (byte-level BPE splits Hangul) decodes alone to
+            // U+FFFD: its bytes come from its byte-level spelling instead.
+            let bytes = match text.contains('\u{FFFD}') {
+                true => tokenizer
+                    .id_to_token(id)
+                    .and_then(|t| byte_level_bytes(&t))
+                    .unwrap_or_else(|| text.into_bytes()),
+                false => text.into_bytes(),
+            };
+            out.all.push(bytes);
         }
         out
     }
@@ -64,6 +80,10 @@ impl ClassTokens {
     fn from_pairs(pairs: &[(u32, &str)]) -> Self {
         let mut out = Self::default();
         for &(i, s) in pairs {
+            if out.all.len() <= i as usize {
+                out.all.resize(i as usize + 1, Vec::new());
+            }
+            out.all[i as usize] = s.as_bytes().to_vec();
             if s.chars().any(|c| Class::Digits.has(c)) {
                 out.digits.push((i, s.to_string()));
             }
@@ -75,6 +95,24 @@ impl ClassTokens {
     }
 }
 
+/// The bytes a byte-level BPE token stands for, from its spelling in GPT-2's byte alphabet (printable
+/// bytes are themselves; the others, space included, are shifted to U+0100 and up, in order), or
+/// `None` when the spelling is not in that alphabet.
+fn byte_level_bytes(spelling: &str) -> Option<Vec<u8>> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let shifted: Vec<u8> = (0..=255u8).filter(|&b| !printable(b)).collect();
+    spelling
+        .chars()
+        .map(|c| match u32::from(c) {
+            n if n < 256 && printable(n as u8) => Some(n as u8),
+            n if (256..256 + shifted.len() as u32).contains(&n) => {
+                Some(shifted[(n - 256) as usize])
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The mask for one generation.
 pub struct CopyFilter<'a> {
     grounding: &'a Grounding,
@@ -83,6 +121,54 @@ pub struct CopyFilter<'a> {
     /// For each of `classes`, the tokens forbidden when no run is open (the usual case): the same
     /// at every such step, so worked out once rather than per token generated.
     banned_at_rest: Vec<Vec<usize>>,
+    bans: &'a [Ban],
+}
+
+/// What a check refused in an earlier answer, so that the answer asked for again takes another path
+/// there: while the new text follows the refused one up to the refused word, no token may write
+/// that word's first character at its place, in either case. (Regenerating under a tighter constraint: the model
+/// wrote `the first half of 20XX` for 1∼6월; banned from `XX` there, it must end the phrase otherwise.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    refused: String,
+    at: usize,
+}
+
+impl Ban {
+    /// Bans writing `refused[at..]`'s first character after `refused[..at]`.
+    pub fn new(refused: &str, at: usize) -> Self {
+        Self {
+            refused: refused.to_string(),
+            at,
+        }
+    }
+
+    fn apply(&self, tokens: &ClassTokens, generated: &str, logits: &mut [f32]) {
+        if generated.len() > self.at || !self.refused.starts_with(generated) {
+            return;
+        }
+        let rest = &self.refused.as_bytes()[generated.len()..];
+        let Some(first) = self.refused[self.at..].chars().next() else {
+            return;
+        };
+        // A token is banned when it writes, as the refused text did, a byte of that character (and
+        // nothing else where it ends sooner): the first bytes of a Hangul syllable are a token of
+        // their own as often as not.
+        let gap = self.at - generated.len();
+        let reach = gap + first.len_utf8();
+        for (id, bytes) in tokens.all.iter().enumerate() {
+            let same = bytes
+                .iter()
+                .zip(rest)
+                .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                .count();
+            if same > gap && (same >= reach || same == bytes.len()) {
+                if let Some(v) = logits.get_mut(id) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
 }
 
 impl<'a> CopyFilter<'a> {
@@ -93,6 +179,7 @@ impl<'a> CopyFilter<'a> {
             tokens,
             classes,
             banned_at_rest: Vec::new(),
+            bans: &[],
         };
         filter.banned_at_rest = classes
             .iter()
@@ -106,6 +193,11 @@ impl<'a> CopyFilter<'a> {
             })
             .collect();
         filter
+    }
+
+    /// The same filter, keeping the answer from repeating what `bans` point at.
+    pub fn banning(self, bans: &'a [Ban]) -> Self {
+        Self { bans, ..self }
     }
 
     /// Whether writing `piece` after a text ending in the run `run` of `class` keeps every run of
@@ -131,6 +223,9 @@ impl<'a> CopyFilter<'a> {
 
 impl TokenFilter for CopyFilter<'_> {
     fn filter(&mut self, generated: &str, logits: &mut [f32]) {
+        for ban in self.bans {
+            ban.apply(self.tokens, generated, logits);
+        }
         for (k, &class) in self.classes.iter().enumerate() {
             let start = generated.trim_end_matches(|c: char| class.has(c)).len();
             let run = &generated[start..];
@@ -204,6 +299,58 @@ mod tests {
         assert!(after150.contains(&0) && after150.contains(&10) && !after150.contains(&1));
         // "50" is a prefix of 500 but not a run: only digits may follow, and only 0.
         assert_eq!(allowed(&mut f, "금리는 50", 13), vec![0]);
+    }
+
+    #[test]
+    fn a_ban_keeps_the_refused_word_from_its_place_and_nowhere_else() {
+        let g = Grounding::new("Sales rose in 2020.");
+        let pairs = [
+            (0, " X"),
+            (1, "XX"),
+            (2, " the"),
+            (3, " year"),
+            (4, "x"),
+            (5, "20"),
+        ];
+        let tokens = ClassTokens::from_pairs(&pairs);
+        let refused = "Sales rose in the first half of 20XX.";
+        let bans = [Ban::new(refused, refused.find("XX").unwrap())];
+        let mut f = CopyFilter::new(&g, &tokens, &[]).banning(&bans);
+        // At the refused word's place neither `XX` nor `x` may follow.
+        assert_eq!(
+            allowed(&mut f, "Sales rose in the first half of 20", 6),
+            vec![0, 2, 3, 5]
+        );
+        // Before it, and once the text has left the refused answer's path, nothing is banned.
+        assert_eq!(
+            allowed(&mut f, "Sales rose in the", 6),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            allowed(&mut f, "Sales rose in the year 20", 6),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        // A token that starts before the word and writes its first letter is banned too.
+        let refused = "Sales rose in Xmas.";
+        let bans = [Ban::new(refused, refused.find("Xmas").unwrap())];
+        let mut f = CopyFilter::new(&g, &tokens, &[]).banning(&bans);
+        assert_eq!(allowed(&mut f, "Sales rose in", 6), vec![1, 2, 3, 4, 5]);
+        // A token holding only the first bytes of the refused syllable is banned too.
+        let refused = "비트코인은 금요일에 올랐다.";
+        let mut tokens = ClassTokens::from_pairs(&[(0, "금"), (1, "목"), (2, " ")]);
+        tokens.all.push("금".as_bytes()[..2].to_vec());
+        let bans = [Ban::new(refused, refused.find("금요일").unwrap())];
+        let mut f = CopyFilter::new(&g, &tokens, &[]).banning(&bans);
+        assert_eq!(allowed(&mut f, "비트코인은 ", 4), vec![1, 2]);
+    }
+
+    #[test]
+    fn byte_level_spellings_give_their_bytes() {
+        assert_eq!(byte_level_bytes("Ġthe"), Some(b" the".to_vec()));
+        // 금 is EA B8 88: ê, ¸ and U+012A (0x88 is not printable: the 43rd byte shifted).
+        assert_eq!(byte_level_bytes("ê¸Ī"), Some("금".as_bytes().to_vec()));
+        assert_eq!(byte_level_bytes("ê¸"), Some("금".as_bytes()[..2].to_vec()));
+        assert_eq!(byte_level_bytes("中"), None);
     }
 
     #[test]

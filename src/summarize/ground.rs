@@ -58,6 +58,47 @@ impl std::fmt::Display for Violation {
     }
 }
 
+impl Violation {
+    /// Where in `sentence` (a byte offset) the refused word, number or letter starts, for a
+    /// violation that points at one; `None` for the others (a repeat, the script share).
+    pub fn at(&self, sentence: &str) -> Option<usize> {
+        let word = |w: &str| {
+            // ASCII lower-casing keeps every byte offset.
+            let lower = sentence.to_ascii_lowercase();
+            let w = w.to_ascii_lowercase();
+            let mut from = 0;
+            while let Some(i) = lower[from..].find(&w) {
+                let start = from + i;
+                let end = start + w.len();
+                let letter = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphabetic());
+                if !letter(lower[..start].chars().next_back())
+                    && !letter(lower[end..].chars().next())
+                {
+                    return Some(start);
+                }
+                from = end;
+            }
+            None
+        };
+        match self {
+            Violation::Number(digits) => numbers_in(sentence)
+                .into_iter()
+                .find(|n| &n.digits == digits)
+                .map(|n| n.end - n.raw.len())
+                .or_else(|| sentence.find(|c: char| c.is_numeric() && !c.is_ascii_digit())),
+            Violation::Date(d) => match d.strip_suffix('월') {
+                Some(raw) => sentence.find(d.as_str()).or_else(|| sentence.find(raw)),
+                None => word(d).or_else(|| sentence.find(d.as_str())),
+            },
+            Violation::Name(w) | Violation::Word(w) => {
+                word(w).or_else(|| sentence.find(w.as_str()))
+            }
+            Violation::Letter(c) | Violation::Untranslated(c) => sentence.find(*c),
+            Violation::Repeated | Violation::Script { .. } | Violation::NotContent => None,
+        }
+    }
+}
+
 /// Share of letters that must be in the summary's own script (the purity targets).
 pub(crate) const KOREAN_PURITY: f64 = 0.8;
 const ENGLISH_PURITY: f64 = 0.98;
@@ -926,6 +967,39 @@ mod tests {
         ] {
             assert_eq!(g.check(korean, Lang::Ko, false, &[]), Ok(()), "{korean}");
         }
+    }
+
+    #[test]
+    fn a_refusal_points_at_what_it_refused() {
+        let g = Grounding::new(
+            "삼성전자는 20일 1∼6월 8만9,412대를 팔았다고 밝혔다. Samsung sold 89,412 cars in June.",
+        );
+        let cases = [
+            ("Samsung sold 89,412 cars in the first half of 20XX.", "XX"),
+            ("Samsung sold 90,000 cars in June.", "90,000"),
+            ("Samsung sold 89,412 cars in July.", "July"),
+            ("Samsung sold 89,412 cars in Июнь.", "И"),
+            ("Samsung and Hyundai sold 89,412 cars in June.", "Hyundai"),
+        ];
+        for (sentence, refused) in cases {
+            let v = g.check(sentence, Lang::En, false, &[]).unwrap_err();
+            let at = v
+                .at(sentence)
+                .unwrap_or_else(|| panic!("{v} in {sentence}"));
+            assert!(
+                sentence[at..].starts_with(refused),
+                "{v}: {:?}",
+                &sentence[at..]
+            );
+        }
+        let v = g
+            .check("삼성전자는 73월 8만9,412대를 팔았다.", Lang::Ko, false, &[])
+            .unwrap_err();
+        assert_eq!(
+            v.at("삼성전자는 73월 8만9,412대를 팔았다."),
+            Some("삼성전자는 ".len())
+        );
+        assert_eq!(Violation::Repeated.at("Samsung sold cars."), None);
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! and invents people, dates and numbers. So the summary is built in steps that each keep it honest:
 //!
 //! 1. **Sources.** The encoder ranks the cleaned article's sentences by how central they are; the
-//!    opening two and the most central ones, up to a token budget and in article order, are what the
+//!    opening three and the most central ones, up to a token budget and in article order, are what the
 //!    model reads. Spam never reaches it: only the cleaned text is used.
-//! 2. **A summary in the article's language**, decoded under [`constrain`] (numbers can only be copied)
-//!    by a model that can write only Hangul, Latin letters and symbols ([`writable`]), and checked
-//!    sentence by sentence as it streams ([`ground`]: numbers, dates, names, Korean word stems,
-//!    repeats, script, length). The first sentence that fails ends the generation; the ones
-//!    before it stand. If none stands, an extractive summary (the most central sentences that fit the
-//!    limits) takes its place: copied text cannot be unfaithful.
+//! 2. **A summary in the article's language**, decoded under [`constrain`] (numbers can only be
+//!    copied) by a model that can write only Hangul, Latin letters and symbols ([`writable`]), and
+//!    checked sentence by sentence as it streams ([`ground`]: numbers, dates, names, Korean word
+//!    stems, repeats, script, length). The first sentence that fails ends the generation; the ones
+//!    before it stand. The story's lead opens the summary unless the model's first sentence says it
+//!    already. A summary left short (a refusal, or the model stopping early) is completed
+//!    with the most central body sentences that fit the limits and say something new; copied text
+//!    cannot be unfaithful.
 //! 3. **The other language** is a translation of that checked summary, not a second free summary,
 //!    one sentence at a time (a small model given a paragraph drifts, loops or talks about the task).
 //!    The model first lists the names with their spelling in the other language (an entry is kept
@@ -19,9 +21,11 @@
 //!    name: [`romanize`]); the list and the quantities in the other language's units go beside each
 //!    sentence. Into English, a capitalised name still unlicensed is matched back to a Korean name of
 //!    the summary by one more question. A translated sentence the encoder finds far in meaning from
-//!    its source is refused ([`SAME_MEANING`]). The
-//!    translation passes the same checks; if no sentence does, that summary is reported as unavailable,
-//!    with the reasons: an unchecked sentence is never printed.
+//!    its source is refused ([`SAME_MEANING`]). The translation passes the same checks; a sentence
+//!    refused at a word, a number or a letter is asked for again with that spot banned
+//!    ([`constrain::Ban`]), twice at most, and so is one that went round in a loop until the token
+//!    budget ran out, banned where it began to repeat itself. If no sentence passes, that summary is
+//!    reported as unavailable, with the reasons: an unchecked sentence is never printed.
 
 pub mod constrain;
 pub mod ground;
@@ -37,7 +41,7 @@ use crate::encode::{cosine, Encoder, Prefix};
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, Generation, StopReason, TextModel};
 use crate::segment;
-use constrain::{Class, ClassTokens, CopyFilter};
+use constrain::{Ban, Class, ClassTokens, CopyFilter};
 use ground::{script_share, Grounding, Violation};
 use prompts::{Prompt, Prompts};
 
@@ -120,9 +124,11 @@ pub enum Method {
     Generated,
     /// The model's translation of the other summary, every sentence checked.
     Translated,
-    /// The article's own most central sentences (the model's sentences all failed their checks).
+    /// The article's own sentences, its lead and the most central others (the model's sentences
+    /// all failed their checks).
     Extractive,
-    /// The model's checked sentences, completed with the article's own after one failed its checks.
+    /// The model's checked sentences with the article's own: its lead before them, when they did not
+    /// say it, or central sentences after them, when they were too few.
     Mixed,
     /// No sentence passed the checks; nothing is printed.
     Unavailable,
@@ -282,6 +288,16 @@ impl Summarizer {
             on_event(Event::Begin(source_lang));
         }
         let mut gate = Gate::new(source_lang, &grounding, &plain);
+        // The story's lead (its first body sentence) opens the summary when the model's first
+        // sentence does not already say it, and it passes the checks and fits: news puts what matters
+        // first, and the model, left to choose, sometimes opened with a quote from the end.
+        gate.lead = (0..texts.len())
+            .find(|&i| is_body(texts[i]))
+            .map(|i| plain[i].trim())
+            .filter(|lead| {
+                lead.chars().count() <= Limits::for_lang(source_lang).max_chars
+                    && grounding.check(lead, source_lang, true, &[]).is_ok()
+            });
         self.generate(
             model,
             prompt,
@@ -297,8 +313,9 @@ impl Summarizer {
         )?;
         let mut first = gate.finish(Method::Generated);
         let generated = first.sentences.len();
-        if first.sentences.is_empty() || !first.rejected.is_empty() {
-            // A refusal cut the summary short: the article's own central sentences complete it.
+        if generated < Limits::for_lang(source_lang).max_sentences {
+            // A refusal cut the summary short, or the model stopped early: the article's own central
+            // sentences complete it, as far as the length limit allows.
             complete(&mut first, &plain, &centrality, &grounding);
             if show_source {
                 for s in &first.sentences[generated..] {
@@ -388,7 +405,7 @@ impl Summarizer {
     }
 
     /// Runs one step: renders `prompt` with `values`, decodes with the runs of `classes` copied from
-    /// the article, and hands each piece of text to `on_text`.
+    /// the article and `bans` kept, and hands each piece of text to `on_text`.
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
@@ -397,6 +414,7 @@ impl Summarizer {
         values: &[(&str, &str)],
         grounding: &Grounding,
         classes: &[Class],
+        bans: &[Ban],
         run: &mut Run,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
@@ -408,7 +426,7 @@ impl Summarizer {
             reuse_cache: true,
             ..GenerateOptions::default()
         };
-        let mut filter = CopyFilter::new(grounding, &self.tokens, classes);
+        let mut filter = CopyFilter::new(grounding, &self.tokens, classes).banning(bans);
         let generation = model.generate_filtered(&tokens, &opts, Some(&mut filter), on_text)?;
         if std::env::var_os("SIFT_DEBUG").is_some() {
             eprintln!(
@@ -426,6 +444,7 @@ impl Summarizer {
     }
 
     /// The summary in the article's language, each sentence admitted by `gate` as it streams.
+    #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         model: &mut TextModel,
@@ -449,6 +468,7 @@ impl Summarizer {
             &[("article", article)],
             grounding,
             classes,
+            &[],
             run,
             &mut |piece| gate.push(piece, on_sentence),
         )?;
@@ -481,6 +501,7 @@ impl Summarizer {
             &[("text", &first.text)],
             grounding,
             &[Class::Digits],
+            &[],
             run,
             &mut |_| ControlFlow::Continue(()),
         )?;
@@ -514,12 +535,17 @@ impl Summarizer {
                 sentence,
                 grounding,
                 &[Class::Digits],
+                &[],
                 run,
             )?;
             answers.extend(answer.map(|a| (sentence.as_str(), a)));
         }
-        let (kept, refused) = same_meaning(encoder, answers)?;
-        let translation = kept.join(" ");
+        let (mut answers, refused) = same_meaning(encoder, answers)?;
+        let translation = answers
+            .iter()
+            .map(|(_, a)| a.text.as_str())
+            .collect::<Vec<_>>();
+        let translation = translation.join(" ");
         let mut licensed = grounding.clone();
         for e in &glossary {
             licensed.allow_names(&e.target);
@@ -545,6 +571,7 @@ impl Summarizer {
                 &[("text", &first.text), ("names", &names.join("\n"))],
                 grounding,
                 &[Class::Digits],
+                &[],
                 run,
                 &mut |_| ControlFlow::Continue(()),
             )?;
@@ -556,9 +583,35 @@ impl Summarizer {
                 glossary.push(e);
             }
         }
+        // Checked only now, with the names matched back: a sentence refused even so is asked again.
+        for (sentence, answer) in &mut answers {
+            let ask = |bans: &[Ban], run: &mut Run, model: &mut TextModel| {
+                self.translate_sentence(
+                    model,
+                    prompt,
+                    &listed,
+                    sentence,
+                    grounding,
+                    &[Class::Digits],
+                    bans,
+                    run,
+                )
+            };
+            self.mend(
+                model,
+                encoder,
+                &licensed,
+                Lang::En,
+                sentence,
+                answer,
+                run,
+                ask,
+            )?;
+        }
         let mut gate = Gate::for_translation(Lang::En, &licensed);
         gate.rejected = refused;
-        let _ = gate.push_whole(&translation, &mut |_| {});
+        let kept: Vec<&str> = answers.iter().map(|(_, a)| a.text.as_str()).collect();
+        let _ = gate.push_whole(&kept.join(" "), &mut |_| {});
         Ok((gate.finish_translation(), glossary))
     }
 
@@ -581,6 +634,7 @@ impl Summarizer {
             &[("text", &first.text)],
             grounding,
             &[Class::Digits],
+            &[],
             run,
             &mut |_| ControlFlow::Continue(()),
         )?;
@@ -602,39 +656,98 @@ impl Summarizer {
         let hangul_only = grounding.without_latin_runs();
         let mut answers = Vec::new();
         for sentence in &first.sentences {
-            let mut answer = self
-                .translate_sentence(model, prompt, &listed, sentence, grounding, &classes, run)?;
+            let ask =
+                |grounding: &Grounding, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
+                    self.translate_sentence(
+                        model, prompt, &listed, sentence, grounding, &classes, bans, run,
+                    )
+                };
+            let mut answer = ask(grounding, &[], run, model)?;
             // Names kept in Latin letters (`Federal Reserve는`) can sink a sentence under the Korean
             // script share: then it is asked again with no Latin letters allowed, so the model writes
             // them in Hangul (연준), and the second answer stands if it has a sentence.
+            let mut used = grounding;
             if answer
-                .as_deref()
-                .is_some_and(|a| script_share(a, Lang::Ko) < ground::KOREAN_PURITY)
+                .as_ref()
+                .is_some_and(|a| script_share(&a.text, Lang::Ko) < ground::KOREAN_PURITY)
             {
-                let again = self.translate_sentence(
+                if let Some(again) = ask(&hangul_only, &[], run, model)? {
+                    answer = Some(again);
+                    used = &hangul_only;
+                }
+            }
+            if let Some(answer) = &mut answer {
+                self.mend(
                     model,
-                    prompt,
-                    &listed,
+                    encoder,
+                    grounding,
+                    Lang::Ko,
                     sentence,
-                    &hangul_only,
-                    &classes,
+                    answer,
                     run,
+                    |bans, run, model| ask(used, bans, run, model),
                 )?;
-                answer = again.or(answer);
             }
             answers.extend(answer.map(|a| (sentence.as_str(), a)));
         }
-        let (kept, refused) = same_meaning(encoder, answers)?;
+        let (answers, refused) = same_meaning(encoder, answers)?;
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
         gate.rejected = refused;
+        let kept: Vec<&str> = answers.iter().map(|(_, a)| a.text.as_str()).collect();
         let _ = gate.push_whole(&kept.join(" "), &mut |_| {});
         Ok((gate.finish_translation(), glossary))
     }
 
+    /// Asks again, up to [`RETRIES`] times, for a translation the checks refuse at a word, a number
+    /// or a letter, with each refused spot banned ([`Ban`]); an answer that then passes the checks
+    /// of `licensed` and keeps the meaning of `sentence` replaces `answer`. Otherwise `answer` stays,
+    /// for the gate to refuse.
+    #[allow(clippy::too_many_arguments)]
+    fn mend(
+        &self,
+        model: &mut TextModel,
+        encoder: &Encoder,
+        licensed: &Grounding,
+        lang: Lang,
+        sentence: &str,
+        answer: &mut Answer,
+        run: &mut Run,
+        mut ask: impl FnMut(&[Ban], &mut Run, &mut TextModel) -> Result<Option<Answer>>,
+    ) -> Result<()> {
+        let mut bans = Vec::new();
+        let mut current = answer.clone();
+        for attempt in 0..=RETRIES {
+            let refusal = match licensed.check(&current.text, lang, false, &[]) {
+                Ok(()) => {
+                    if attempt > 0 {
+                        let (kept, _) = same_meaning(encoder, vec![(sentence, current)])?;
+                        if let Some((_, mended)) = kept.into_iter().next() {
+                            *answer = mended;
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(v) => v,
+            };
+            let Some(at) = refusal.at(&current.text).filter(|_| attempt < RETRIES) else {
+                break;
+            };
+            bans.push(Ban::new(&current.raw, current.offset + at));
+            let Some(again) = ask(&bans, run, model)? else {
+                break;
+            };
+            if std::env::var_os("SIFT_DEBUG").is_some() {
+                eprintln!("sift: [debug] asked again ({refusal}): {:?}", again.text);
+            }
+            current = again;
+        }
+        Ok(())
+    }
+
     /// `sentence` translated on its own with `prompt` (`{glossary}` = `listed`, `{text}` = the
-    /// sentence), runs of `classes` copied from the article. Only the first sentence of the answer is
-    /// kept: given a paragraph, or left to go on, the small model drifts, repeats itself or talks
-    /// about the task. An answer cut off by the token budget gives nothing.
+    /// sentence), runs of `classes` copied from the article and `bans` kept. Only the first sentence
+    /// of the answer is kept: given a paragraph, or left to go on, the small model drifts, repeats
+    /// itself or talks about the task. An answer cut off by the token budget gives nothing.
     #[allow(clippy::too_many_arguments)]
     fn translate_sentence(
         &self,
@@ -644,35 +757,93 @@ impl Summarizer {
         sentence: &str,
         grounding: &Grounding,
         classes: &[Class],
+        bans: &[Ban],
         run: &mut Run,
-    ) -> Result<Option<String>> {
-        let mut text = String::new();
-        let generation = self.step(
-            model,
-            prompt,
-            &[("glossary", listed), ("text", sentence)],
-            grounding,
-            classes,
-            run,
-            &mut |piece| {
-                text.push_str(piece);
-                let body = text.trim_start();
-                match body.contains('\n') || segment::sentences(body).len() > 1 {
-                    true => ControlFlow::Break(()),
-                    false => ControlFlow::Continue(()),
+    ) -> Result<Option<Answer>> {
+        let mut bans = bans.to_vec();
+        let given = bans.len();
+        let generation = loop {
+            let mut text = String::new();
+            let generation = self.step(
+                model,
+                prompt,
+                &[("glossary", listed), ("text", sentence)],
+                grounding,
+                classes,
+                &bans,
+                run,
+                &mut |piece| {
+                    text.push_str(piece);
+                    let body = text.trim_start();
+                    match body.contains('\n') || segment::sentences(body).len() > 1 {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
+                    }
+                },
+            )?;
+            if generation.stop != StopReason::MaxTokens {
+                break generation;
+            }
+            // The budget ran out before the sentence ended: the model went round in a loop. Asked
+            // again, it may not go back where the loop began.
+            match loop_start(&generation.text) {
+                Some(at) if bans.len() < given + RETRIES => {
+                    if std::env::var_os("SIFT_DEBUG").is_some() {
+                        eprintln!(
+                            "sift: [debug] asked again (a loop from {:?})",
+                            generation.text[at..].chars().take(20).collect::<String>()
+                        );
+                    }
+                    bans.push(Ban::new(&generation.text, at));
                 }
-            },
-        )?;
-        if generation.stop == StopReason::MaxTokens {
-            return Ok(None);
-        }
-        let body = generation.text.trim_start();
-        let body = body.split('\n').next().unwrap_or_default();
-        Ok(segment::sentences(body)
-            .first()
-            .map(|first| body[first.start..first.end].trim().to_string()))
+                _ => return Ok(None),
+            }
+        };
+        let raw = generation.text;
+        let skipped = raw.len() - raw.trim_start().len();
+        let line = raw[skipped..].split('\n').next().unwrap_or_default();
+        Ok(segment::sentences(line).first().map(|first| {
+            let sentence = &line[first.start..first.end];
+            let lead = sentence.len() - sentence.trim_start().len();
+            Answer {
+                text: sentence.trim().to_string(),
+                offset: skipped + first.start + lead,
+                raw: raw.clone(),
+            }
+        }))
     }
 }
+
+/// Where `text` starts going round: the byte offset of the first word that begins a pair of words
+/// written before (`사이트들은 제약 없이 제약 없이 ...` loops from the second `제약`).
+fn loop_start(text: &str) -> Option<usize> {
+    let words: Vec<(usize, &str)> = text
+        .split_whitespace()
+        .map(|w| (w.as_ptr() as usize - text.as_ptr() as usize, w))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    for pair in words.windows(2) {
+        if !seen.insert((pair[0].1, pair[1].1)) {
+            return Some(pair[0].0);
+        }
+    }
+    None
+}
+
+/// How many times a refused translation is asked for again (see [`Summarizer::mend`]).
+const RETRIES: usize = 2;
+
+/// One translated sentence: the first sentence of the model's answer.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    text: String,
+    /// The whole answer as generated, and where `text` starts in it.
+    raw: String,
+    offset: usize,
+}
+
+/// A summary sentence and the answer translating it.
+type Translated<'s> = (&'s str, Answer);
 
 /// Least cosine, under the encoder, between a sentence and its translation. On the development set's
 /// summaries the encoder put translations and their sentences at 0.81-0.93 (median 0.87), and
@@ -683,24 +854,26 @@ pub const SAME_MEANING: f32 = 0.8;
 
 /// The translations of `pairs` (source sentence, its translation) that keep their source's meaning
 /// under the encoder (see [`SAME_MEANING`]), and the refusals of the others.
-fn same_meaning(
+fn same_meaning<'s>(
     encoder: &Encoder,
-    pairs: Vec<(&str, String)>,
-) -> Result<(Vec<String>, Vec<Rejected>)> {
+    pairs: Vec<Translated<'s>>,
+) -> Result<(Vec<Translated<'s>>, Vec<Rejected>)> {
     let mut texts: Vec<&str> = pairs.iter().map(|(s, _)| *s).collect();
-    texts.extend(pairs.iter().map(|(_, t)| t.as_str()));
+    texts.extend(pairs.iter().map(|(_, t)| t.text.as_str()));
     let vectors = match texts.is_empty() {
         true => Vec::new(),
         false => encoder.embed(&texts, Prefix::Query)?,
     };
+    let n = pairs.len();
     let (mut kept, mut refused) = (Vec::new(), Vec::new());
-    for (i, (_, translation)) in pairs.iter().enumerate() {
-        let similarity = cosine(&vectors[i], &vectors[pairs.len() + i]);
+    for (i, (source, answer)) in pairs.into_iter().enumerate() {
+        let similarity = cosine(&vectors[i], &vectors[n + i]);
+        let translation = &answer.text;
         if std::env::var_os("SIFT_DEBUG").is_some() {
             eprintln!("sift: [debug] translation similarity {similarity:.3}: {translation:?}");
         }
         if similarity >= SAME_MEANING {
-            kept.push(translation.clone());
+            kept.push((source, answer));
         } else {
             refused.push(Rejected {
                 sentence: translation.clone(),
@@ -920,11 +1093,16 @@ fn complete(summary: &mut Summary, plain: &[&str], centrality: &[f32], grounding
     order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
     let mut chars = summary.text.chars().count();
     let mut added: Vec<usize> = Vec::new();
+    let has_body = plain.iter().any(|s| is_body(s));
     for i in order {
         if summary.sentences.len() + added.len() == limits.max_sentences {
             break;
         }
         let s = plain[i].trim();
+        // A headline is no sentence of a summary (`수입 전기차도 강세`).
+        if has_body && !is_body(s) {
+            continue;
+        }
         let n = s.chars().count() + usize::from(chars > 0);
         // A byline or a dateline is not a summary sentence: ask for a few words at least.
         if s.split_whitespace().count() < 3 || chars + n > limits.max_chars {
@@ -948,7 +1126,7 @@ fn complete(summary: &mut Summary, plain: &[&str], centrality: &[f32], grounding
         return;
     }
     added.sort_unstable();
-    summary.method = if summary.sentences.is_empty() {
+    summary.method = if summary.sentences.is_empty() || summary.method == Method::Extractive {
         Method::Extractive
     } else {
         Method::Mixed
@@ -1013,6 +1191,10 @@ struct Gate<'g> {
     closed: bool,
     /// Leave a refused sentence out and go on, rather than stop.
     skip_refused: bool,
+    /// The story's lead, to open the summary unless the first sentence judged says it already.
+    lead: Option<&'g str>,
+    /// Whether the lead was admitted (then it is no sentence of the model's).
+    lead_admitted: bool,
 }
 
 impl<'g> Gate<'g> {
@@ -1032,6 +1214,8 @@ impl<'g> Gate<'g> {
             rejected: Vec::new(),
             closed: false,
             skip_refused: false,
+            lead: None,
+            lead_admitted: false,
         }
     }
 
@@ -1080,6 +1264,13 @@ impl<'g> Gate<'g> {
             }
         }
         self.judged = self.buf.len();
+        // The model wrote no sentence: the lead still opens the summary.
+        if let Some(lead) = self.lead.take() {
+            if self.accepted.is_empty() {
+                self.admit(lead, on_sentence);
+                self.lead_admitted = true;
+            }
+        }
     }
 
     fn judge(&mut self, raw: &str, on_sentence: &mut dyn FnMut(&str)) -> ControlFlow<()> {
@@ -1113,6 +1304,15 @@ impl<'g> Gate<'g> {
             },
             other => (sentence, other),
         };
+        if verdict != Err(Violation::NotContent) {
+            if let Some(lead) = self.lead.take() {
+                // Said already only by a sentence that stands.
+                if verdict.is_err() || similarity(lead, sentence) < COVERED {
+                    self.admit(lead, on_sentence);
+                    self.lead_admitted = true;
+                }
+            }
+        }
         let n = sentence.chars().count() + usize::from(!self.accepted.is_empty());
         if verdict.is_ok() && self.chars + n > self.limits.max_chars {
             self.rejected.push(Rejected {
@@ -1126,9 +1326,7 @@ impl<'g> Gate<'g> {
         }
         match verdict {
             Ok(()) => {
-                self.chars += n;
-                self.accepted.push(sentence.to_string());
-                on_sentence(sentence);
+                self.admit(sentence, on_sentence);
                 if self.accepted.len() == self.limits.max_sentences {
                     return ControlFlow::Break(());
                 }
@@ -1148,6 +1346,13 @@ impl<'g> Gate<'g> {
                 }
             }
         }
+    }
+
+    /// Adds a sentence that passed (and fits).
+    fn admit(&mut self, sentence: &str, on_sentence: &mut dyn FnMut(&str)) {
+        self.chars += sentence.chars().count() + usize::from(!self.accepted.is_empty());
+        self.accepted.push(sentence.to_string());
+        on_sentence(sentence);
     }
 
     /// Takes a finished text (a translation): every sentence of it is judged, the last one too.
@@ -1187,6 +1392,12 @@ impl<'g> Gate<'g> {
     }
 
     fn finish(self, method: Method) -> Summary {
+        // Only the lead stands: every sentence is the article's own.
+        let method = match (self.lead_admitted, self.accepted.len()) {
+            (true, 1) => Method::Extractive,
+            (true, _) if method == Method::Generated => Method::Mixed,
+            _ => method,
+        };
         Summary {
             lang: self.lang,
             text: self.accepted.join(" "),
@@ -1414,6 +1625,36 @@ mod tests {
     }
 
     #[test]
+    fn the_lead_opens_the_summary_unless_the_first_sentence_says_it() {
+        let lead = "삼성전자는 2026년 평택에 새 반도체 공장을 짓는다고 밝혔다.";
+        let quote = "한 관계자는 \"투자를 늘릴 것\"이라고 말했다.";
+        let g = Grounding::new(&format!("{lead} {quote} 공장은 내년에 문을 연다."));
+        let originals = [lead, quote];
+        let run = |text: &str| {
+            let mut gate = Gate::new(Lang::Ko, &g, &originals);
+            gate.lead = Some(lead);
+            let mut seen = Vec::new();
+            let _ = gate.push(text, &mut |s: &str| seen.push(s.to_string()));
+            gate.close(&mut |s: &str| seen.push(s.to_string()));
+            let summary = gate.finish(Method::Generated);
+            assert_eq!(seen, summary.sentences, "streamed in order");
+            summary.sentences
+        };
+        // The model opened with a quote from the end: the lead goes first.
+        assert_eq!(run(&format!("요약: {quote}")), [lead, quote]);
+        // It said the lead in its own words: nothing is added.
+        let own = "삼성전자는 평택에 새 반도체 공장을 짓는다.";
+        assert_eq!(run(own), [own]);
+        // It wrote nothing, or said the lead in a sentence the checks refuse (새로 is not in the
+        // article): the lead still stands.
+        assert_eq!(run(""), [lead]);
+        assert_eq!(
+            run("삼성전자는 2026년 평택에 반도체 공장을 새로 짓는다."),
+            [lead]
+        );
+    }
+
+    #[test]
     fn gate_holds_the_length_limit() {
         let long = "가".repeat(200);
         let article = format!("{long}다. {long}나.");
@@ -1432,24 +1673,26 @@ mod tests {
 
     #[test]
     fn extractive_fits_the_limits() {
+        // A headline, a byline and three sentences: only the sentences may be taken.
         let texts = [
+            "삼성 평택 새 공장 착공",
             "(서울=뉴스1) 기자",
             "삼성전자가 새 공장을 짓는다.",
             "공장은 평택에 들어선다.",
             "투자 규모는 크다.",
         ];
-        let centrality = [0.9, 0.8, 0.7, 0.1];
+        let centrality = [0.95, 0.9, 0.8, 0.7, 0.1];
         let g = Grounding::new(&texts.join(" "));
         let mut s = unavailable(Lang::Ko, Vec::new());
         complete(&mut s, &texts, &centrality, &g);
         assert_eq!(s.method, Method::Extractive);
-        assert_eq!(s.sentences, vec![texts[1], texts[2], texts[3]]);
+        assert_eq!(s.sentences, vec![texts[2], texts[3], texts[4]]);
         // A partial summary is completed with what it does not already say.
         let mut s = unavailable(Lang::Ko, Vec::new());
         s.sentences = vec!["삼성전자가 새 공장을 짓는다고 한다.".into()];
         complete(&mut s, &texts, &centrality, &g);
         assert_eq!(s.method, Method::Mixed);
-        assert_eq!(s.sentences[1..], [texts[2], texts[3]]);
+        assert_eq!(s.sentences[1..], [texts[3], texts[4]]);
     }
 
     #[test]
@@ -1471,6 +1714,21 @@ mod tests {
         let mut gate = Gate::new(Lang::Ko, &g, &originals);
         let _ = gate.push("애플은 이달 말 새 전화기를 내놓는다. 끝", &mut on);
         assert!(gate.finish(Method::Generated).sentences.is_empty());
+    }
+
+    #[test]
+    fn a_loop_starts_at_the_first_pair_of_words_written_again() {
+        let text = "사이트들은 제약 없이 제약 없이 제약";
+        assert_eq!(
+            loop_start(text),
+            text.find("제약 없이 제약").map(|i| i + "제약 없이 ".len())
+        );
+        let text = "작품, 특히 다국적 대형 대형 대형";
+        assert_eq!(&text[loop_start(text).unwrap()..], "대형 대형");
+        assert_eq!(
+            loop_start("The company said its sales rose 5% last year"),
+            None
+        );
     }
 
     #[test]
