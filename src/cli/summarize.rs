@@ -168,9 +168,9 @@ fn heading(lang: Lang) -> &'static str {
 fn footnote(method: Method) -> &'static str {
     match method {
         Method::Generated | Method::Translated => "",
-        Method::Mixed => "\n  (completed with the article's own sentences after one of the model's failed its checks)",
+        Method::Mixed => "\n  (the model's sentences with the article's own: its lead, or central sentences where the model's were too few)",
         Method::Extractive => {
-            "\n  (the article's own sentences: the model's summary failed its checks)"
+            "\n  (the article's own sentences: the model wrote none that passed its checks)"
         }
         Method::Unavailable => "(none: no sentence passed the checks; see stderr)",
     }
