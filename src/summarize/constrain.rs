@@ -31,7 +31,7 @@ impl Class {
     }
 }
 
-/// The vocabulary's tokens that write digits or Latin letters, with their text, and the text of
+/// The vocabulary's tokens that write digits or Latin letters, with their text, and the bytes of
 /// every token (for [`Ban`]).
 #[derive(Debug, Clone, Default)]
 pub struct ClassTokens {
@@ -126,8 +126,9 @@ pub struct CopyFilter<'a> {
 
 /// What a check refused in an earlier answer, so that the answer asked for again takes another path
 /// there: while the new text follows the refused one up to the refused word, no token may write
-/// that word's first character at its place, in either case. (Regenerating under a tighter constraint: the model
-/// wrote `the first half of 20XX` for 1∼6월; banned from `XX` there, it must end the phrase otherwise.)
+/// that word's first character at its place, in either case. (Regenerating under a tighter
+/// constraint: the model wrote `the first half of 20XX` for 1∼6월; banned from `XX` there, it must
+/// end the phrase otherwise.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
     refused: String,
@@ -148,7 +149,7 @@ impl Ban {
             return;
         }
         let rest = &self.refused.as_bytes()[generated.len()..];
-        let Some(first) = self.refused[self.at..].chars().next() else {
+        let Some(first) = self.refused.get(self.at..).and_then(|r| r.chars().next()) else {
             return;
         };
         // A token is banned when it writes, as the refused text did, a byte of that character (and

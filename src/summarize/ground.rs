@@ -66,6 +66,9 @@ impl Violation {
             // ASCII lower-casing keeps every byte offset.
             let lower = sentence.to_ascii_lowercase();
             let w = w.to_ascii_lowercase();
+            if w.is_empty() {
+                return None;
+            }
             let mut from = 0;
             while let Some(i) = lower[from..].find(&w) {
                 let start = from + i;
