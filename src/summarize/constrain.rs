@@ -39,6 +39,8 @@ pub struct ClassTokens {
     latin: Vec<(u32, String)>,
     /// The bytes each token writes, indexed by token id; empty for special tokens.
     all: Vec<Vec<u8>>,
+    /// The most bytes one token writes.
+    longest: usize,
 }
 
 impl ClassTokens {
@@ -64,6 +66,7 @@ impl ClassTokens {
                     .unwrap_or_else(|| text.into_bytes()),
                 false => text.into_bytes(),
             };
+            out.longest = out.longest.max(bytes.len());
             out.all.push(bytes);
         }
         out
@@ -84,6 +87,7 @@ impl ClassTokens {
                 out.all.resize(i as usize + 1, Vec::new());
             }
             out.all[i as usize] = s.as_bytes().to_vec();
+            out.longest = out.longest.max(s.len());
             if s.chars().any(|c| Class::Digits.has(c)) {
                 out.digits.push((i, s.to_string()));
             }
@@ -156,6 +160,10 @@ impl Ban {
         // nothing else where it ends sooner): the first bytes of a Hangul syllable are a token of
         // their own as often as not.
         let gap = self.at - generated.len();
+        // Far before the refused word no token reaches it: nothing to scan.
+        if gap >= tokens.longest {
+            return;
+        }
         let reach = gap + first.len_utf8();
         for (id, bytes) in tokens.all.iter().enumerate() {
             let same = bytes

@@ -526,26 +526,25 @@ impl Summarizer {
                 .map(|e| (e.source.clone(), e.target.clone()))
                 .chain(ground::english_quantities(&first.text)),
         );
-        let mut answers = Vec::new();
-        for sentence in &first.sentences {
-            let answer = self.translate_sentence(
+        let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
+            self.translate_sentence(
                 model,
                 prompt,
                 &listed,
                 sentence,
                 grounding,
                 &[Class::Digits],
-                &[],
+                bans,
                 run,
-            )?;
+            )
+        };
+        let mut answers = Vec::new();
+        for sentence in &first.sentences {
+            let answer = ask(sentence, &[], run, model)?;
             answers.extend(answer.map(|a| (sentence.as_str(), a)));
         }
         let (mut answers, refused) = same_meaning(encoder, answers)?;
-        let translation = answers
-            .iter()
-            .map(|(_, a)| a.text.as_str())
-            .collect::<Vec<_>>();
-        let translation = translation.join(" ");
+        let translation = joined(&answers);
         let mut licensed = grounding.clone();
         for e in &glossary {
             licensed.allow_names(&e.target);
@@ -585,18 +584,7 @@ impl Summarizer {
         }
         // Checked only now, with the names matched back: a sentence refused even so is asked again.
         for (sentence, answer) in &mut answers {
-            let ask = |bans: &[Ban], run: &mut Run, model: &mut TextModel| {
-                self.translate_sentence(
-                    model,
-                    prompt,
-                    &listed,
-                    sentence,
-                    grounding,
-                    &[Class::Digits],
-                    bans,
-                    run,
-                )
-            };
+            let sentence: &str = sentence;
             self.mend(
                 model,
                 encoder,
@@ -605,13 +593,12 @@ impl Summarizer {
                 sentence,
                 answer,
                 run,
-                ask,
+                |bans, run, model| ask(sentence, bans, run, model),
             )?;
         }
         let mut gate = Gate::for_translation(Lang::En, &licensed);
         gate.rejected = refused;
-        let kept: Vec<&str> = answers.iter().map(|(_, a)| a.text.as_str()).collect();
-        let _ = gate.push_whole(&kept.join(" "), &mut |_| {});
+        let _ = gate.push_whole(&joined(&answers), &mut |_| {});
         Ok((gate.finish_translation(), glossary))
     }
 
@@ -693,8 +680,7 @@ impl Summarizer {
         let (answers, refused) = same_meaning(encoder, answers)?;
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
         gate.rejected = refused;
-        let kept: Vec<&str> = answers.iter().map(|(_, a)| a.text.as_str()).collect();
-        let _ = gate.push_whole(&kept.join(" "), &mut |_| {});
+        let _ = gate.push_whole(&joined(&answers), &mut |_| {});
         Ok((gate.finish_translation(), glossary))
     }
 
@@ -747,7 +733,9 @@ impl Summarizer {
     /// `sentence` translated on its own with `prompt` (`{glossary}` = `listed`, `{text}` = the
     /// sentence), runs of `classes` copied from the article and `bans` kept. Only the first sentence
     /// of the answer is kept: given a paragraph, or left to go on, the small model drifts, repeats
-    /// itself or talks about the task. An answer cut off by the token budget gives nothing.
+    /// itself or talks about the task. An answer cut off by the token budget went round in a loop: it
+    /// is asked again, banned from where the loop began, up to [`RETRIES`] times, and gives nothing
+    /// if it still runs out.
     #[allow(clippy::too_many_arguments)]
     fn translate_sentence(
         &self,
@@ -844,6 +832,12 @@ struct Answer {
 
 /// A summary sentence and the answer translating it.
 type Translated<'s> = (&'s str, Answer);
+
+/// The answers' sentences as one text.
+fn joined(answers: &[Translated]) -> String {
+    let texts: Vec<&str> = answers.iter().map(|(_, a)| a.text.as_str()).collect();
+    texts.join(" ")
+}
 
 /// Least cosine, under the encoder, between a sentence and its translation. On the development set's
 /// summaries the encoder put translations and their sentences at 0.81-0.93 (median 0.87), and
@@ -1267,8 +1261,7 @@ impl<'g> Gate<'g> {
         // The model wrote no sentence: the lead still opens the summary.
         if let Some(lead) = self.lead.take() {
             if self.accepted.is_empty() {
-                self.admit(lead, on_sentence);
-                self.lead_admitted = true;
+                self.admit_lead(lead, on_sentence);
             }
         }
     }
@@ -1308,8 +1301,7 @@ impl<'g> Gate<'g> {
             if let Some(lead) = self.lead.take() {
                 // Said already only by a sentence that stands.
                 if verdict.is_err() || similarity(lead, sentence) < COVERED {
-                    self.admit(lead, on_sentence);
-                    self.lead_admitted = true;
+                    self.admit_lead(lead, on_sentence);
                 }
             }
         }
@@ -1353,6 +1345,12 @@ impl<'g> Gate<'g> {
         self.chars += sentence.chars().count() + usize::from(!self.accepted.is_empty());
         self.accepted.push(sentence.to_string());
         on_sentence(sentence);
+    }
+
+    /// Opens the summary with the story's lead (checked and sized when it was chosen).
+    fn admit_lead(&mut self, lead: &str, on_sentence: &mut dyn FnMut(&str)) {
+        self.admit(lead, on_sentence);
+        self.lead_admitted = true;
     }
 
     /// Takes a finished text (a translation): every sentence of it is judged, the last one too.
