@@ -463,3 +463,61 @@ fn local_copies_are_used_in_place_and_verified() {
     assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&local).unwrap(), &sb.content[..10]);
 }
+
+#[test]
+fn a_verified_file_is_stamped_and_hashed_again_once_it_changes() {
+    let sb = Sandbox::new();
+    assert!(sb
+        .run(&["models", "fetch", "--mirror", "-q"])
+        .status
+        .success());
+    let catalog =
+        sift::model::manifest::Catalog::from_dir(&sb.dir.path().join("manifests")).unwrap();
+    let mut store = sift::model::store::ModelStore::from_env();
+    store.home = sb.dir.path().join("home");
+    store.offline = true;
+    let path = sb.model_file();
+    let stamp = path.with_file_name("tiny.bin.verified");
+    assert!(!stamp.exists(), "fetching alone stamps nothing");
+    store.resolve(&catalog.models[0]).unwrap();
+    let line = std::fs::read_to_string(&stamp).unwrap();
+    assert!(line.contains(&sha(&sb.content)), "{line}");
+
+    // Altered in place with its size and modification time put back: the stamp is trusted (that
+    // is what it saves), but `models verify` hashes and finds it.
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut bytes = sb.content.clone();
+    bytes[1000] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let set_time = |t: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    set_time(modified);
+    store.resolve(&catalog.models[0]).unwrap();
+    let verify = sb.run(&["models", "verify"]);
+    assert!(!verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("SHA-256"));
+
+    // Any other time: hashed again, and refused.
+    set_time(modified + std::time::Duration::from_secs(1));
+    let err = store.resolve(&catalog.models[0]).unwrap_err().to_string();
+    assert!(err.contains("corrupt"), "{err}");
+
+    // A stamp for another digest (the manifest changed) is not trusted either.
+    std::fs::write(&path, &sb.content).unwrap();
+    store.resolve(&catalog.models[0]).unwrap();
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let forged = std::fs::read_to_string(&stamp)
+        .unwrap()
+        .replace(&sha(&sb.content), &sha(b"other"));
+    std::fs::write(&stamp, forged).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    set_time(modified);
+    let err = store.resolve(&catalog.models[0]).unwrap_err().to_string();
+    assert!(err.contains("corrupt"), "{err}");
+}

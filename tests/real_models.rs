@@ -34,6 +34,27 @@ fn gguf_tokenizer_round_trips_korean() {
     }
 }
 
+/// The summarizer reads the vocabulary once (the token classes of its copy constraint) and picks
+/// from it the tokens the model may write: the same tokens as decoding each one on its own.
+#[test]
+fn one_pass_over_the_vocabulary_keeps_what_decoding_each_token_keeps() {
+    let tok = qwen_tokenizer();
+    let classes = sift::summarize::constrain::ClassTokens::new(&tok);
+    let one_pass = classes.writing(sift::summarize::writable);
+    let each: Vec<u32> = (0..tok.get_vocab_size(true) as u32)
+        .filter(|&id| {
+            tok.decode(&[id], false)
+                .is_ok_and(|text| sift::summarize::writable(&text))
+        })
+        .collect();
+    assert!(
+        each.len() > 100_000 && each.len() < 140_000,
+        "{}",
+        each.len()
+    );
+    assert_eq!(one_pass, each);
+}
+
 #[test]
 fn gguf_special_tokens_resolve() {
     let tok = qwen_tokenizer();

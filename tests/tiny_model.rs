@@ -291,7 +291,7 @@ fn a_ban_changes_the_answer_at_the_refused_place_and_keeps_what_came_before() {
         lookahead: 4,
         ..budget(24)
     };
-    let mut generate = |model: &mut TextModel, bans: &[Ban]| {
+    let generate = |model: &mut TextModel, bans: &[Ban]| {
         let mut filter = CopyFilter::new(&grounding, &tokens, &[]).banning(bans);
         model
             .generate_filtered(&prompt, &opts, Some(&mut filter), &mut |_| {

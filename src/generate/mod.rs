@@ -189,15 +189,22 @@ impl TextModel {
         let size = self.tokenizer.get_vocab_size(true) as u32;
         let ids: Vec<u32> = (0..size)
             .filter(|&id| {
-                self.tokenizer.id_to_token(id).is_some_and(|_| {
-                    self.stop_tokens.contains(&id)
-                        || self
-                            .tokenizer
-                            .decode(&[id], false)
-                            .is_ok_and(|text| keep(&text))
-                })
+                self.tokenizer.id_to_token(id).is_some()
+                    && self
+                        .tokenizer
+                        .decode(&[id], false)
+                        .is_ok_and(|text| keep(&text))
             })
             .collect();
+        self.keep_token_ids(ids)
+    }
+
+    /// [`Self::keep_tokens`] for a caller that has chosen the tokens itself (the stop tokens are
+    /// always added).
+    pub fn keep_token_ids(&mut self, mut ids: Vec<u32>) -> Result<Option<usize>> {
+        ids.extend(&self.stop_tokens);
+        ids.sort_unstable();
+        ids.dedup();
         self.forget();
         Ok(self.lm.keep_outputs(&ids)?.then_some(ids.len()))
     }

@@ -4,6 +4,11 @@
 //! the cache under `$SIFT_HOME/models/<model>/`, and is fetched (hub, then mirror) when it is in neither
 //! and downloading is allowed. Whatever the source, a file is checked against the manifest's size and
 //! SHA-256 before it is handed to a loader: a truncated or altered file is refused, never loaded.
+//!
+//! Hashing the 1.1 GB chat model takes about a second, on every run. So a file of the cache that
+//! passed is stamped (`NAME.verified` beside it: its digest, size and modification time), and a
+//! later lookup trusts the stamp while the file's size and time are unchanged; anything else about
+//! it, or a stamp for another digest, means hashing again. `sift models verify` always hashes.
 
 use std::fs::File;
 use std::io::Read;
@@ -142,7 +147,7 @@ impl ModelStore {
             };
         }
         let path = self.cached_path(model, file);
-        match verify_file(&path, file) {
+        match verify_stamped(&path, file) {
             Ok(()) => Ok(path),
             Err(Verify::Corrupt(detail)) => Err(Error::ModelCorrupt {
                 model: model.name.clone(),
@@ -193,6 +198,59 @@ pub fn verify_file(path: &Path, file: &ModelFile) -> std::result::Result<(), Ver
         )));
     }
     Ok(())
+}
+
+/// [`verify_file`], skipped when `path`'s stamp says it passed with the same size and modification
+/// time; a file that passes is stamped (when the folder is writable: a stamp saves time, nothing
+/// more).
+fn verify_stamped(path: &Path, file: &ModelFile) -> std::result::Result<(), Verify> {
+    let stamp = stamp_path(path);
+    let expected = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| stamp_line(file, &m));
+    if expected.is_some() && std::fs::read_to_string(&stamp).ok() == expected {
+        return Ok(());
+    }
+    verify_file(path, file)?;
+    if let Some(line) = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| stamp_line(file, &m))
+    {
+        let _ = write_whole(&stamp, &line);
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` whole or not at all: a temporary file beside it, renamed into place.
+fn write_whole(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// `NAME.verified` beside `path`.
+fn stamp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".verified");
+    path.with_file_name(name)
+}
+
+/// What a stamp holds for a file with `meta` that matches `file`'s digest.
+fn stamp_line(file: &ModelFile, meta: &std::fs::Metadata) -> Option<String> {
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "sha256 {} size {} modified {}.{:09}\n",
+        file.sha256,
+        meta.len(),
+        modified.as_secs(),
+        modified.subsec_nanos()
+    ))
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {

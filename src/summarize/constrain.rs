@@ -72,6 +72,14 @@ impl ClassTokens {
         out
     }
 
+    /// The tokens whose text passes `keep` (a token holding part of a character reads as U+FFFD;
+    /// special tokens read as nothing).
+    pub fn writing(&self, keep: impl Fn(&str) -> bool) -> Vec<u32> {
+        (0..self.all.len() as u32)
+            .filter(|&id| keep(&String::from_utf8_lossy(&self.all[id as usize])))
+            .collect()
+    }
+
     fn of(&self, class: Class) -> &[(u32, String)] {
         match class {
             Class::Digits => &self.digits,

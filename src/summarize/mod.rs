@@ -231,13 +231,16 @@ impl Summarizer {
     /// summary can hold ([`writable`]): no Han, kana, Cyrillic or other script the model knows,
     /// and each decoding step computes a third fewer logits.
     pub fn new(model: &mut TextModel, prompts: Prompts) -> Result<Self> {
-        let kept = model.keep_tokens(writable)?;
+        // One pass over the vocabulary serves both: the copy constraint's token classes, and the
+        // tokens the model may write.
+        let tokens = ClassTokens::new(model.tokenizer());
+        let kept = model.keep_token_ids(tokens.writing(writable))?;
         if std::env::var_os("SIFT_DEBUG").is_some() {
             eprintln!("sift: [debug] the model may write {kept:?} of its tokens");
         }
         Ok(Self {
             prompts,
-            tokens: ClassTokens::new(model.tokenizer()),
+            tokens,
             source_budget: 480,
         })
     }
@@ -632,10 +635,15 @@ impl Summarizer {
             .into_iter()
             .filter(korean_spelling_holds)
             .collect();
+        // A name with no Korean spelling that sounds like it is listed as the article writes it: the
+        // model copies it rather than guessing one (`쿼리웨이드 하비드` for Hawaiian Holdings), and a
+        // name in Latin letters is still the article's name.
+        let unspelled = unspelled_names(&answer.text, &first.text, &glossary);
         let listed = listing(
             glossary
                 .iter()
                 .map(|e| (e.target.clone(), e.source.clone()))
+                .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
                 .chain(ground::korean_renderings(&first.text)),
         );
         let prompt = &self.prompts.translate_en_ko;
@@ -955,6 +963,23 @@ fn parse_korean_names(text: &str, source: &str) -> Vec<GlossaryEntry> {
             source: korean,
             target: english,
         });
+    }
+    out
+}
+
+/// The capitalised names of an `English = 한국어` answer that `source` contains but `spelled` does not
+/// give a Korean spelling for: the model wrote none, or one that does not sound like the name.
+fn unspelled_names(text: &str, source: &str, spelled: &[GlossaryEntry]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (english, _) in pairs(text) {
+        let capitalised = english.starts_with(|c: char| c.is_ascii_uppercase());
+        if !capitalised || !is_name_like(&english) || !source.contains(&english) {
+            continue;
+        }
+        if spelled.iter().any(|e| e.target == english) || out.contains(&english) {
+            continue;
+        }
+        out.push(english);
     }
     out
 }
@@ -1553,6 +1578,23 @@ mod tests {
         assert!(heard.contains(&"Hawaiian Airlines"), "{heard:?}");
         assert!(!heard.contains(&"Barcelona"), "{heard:?}");
         assert!(!heard.contains(&"Hawaiian Holdings"), "{heard:?}");
+    }
+
+    #[test]
+    fn names_without_a_korean_spelling_that_holds_stay_as_the_article_writes_them() {
+        let answer = "Alaska Air = 알래스카 항공\nBarcelona = 벌라니카\nFDA = FDA\n\
+                      consumers = 고객\nAlaska Air = 알래스카\nParis = 파리\nHawaiian Holdings = 해바라드";
+        let text = "Alaska Air bought Hawaiian Holdings; the FDA warned consumers in Barcelona.";
+        let spelled: Vec<GlossaryEntry> = parse_korean_names(answer, text)
+            .into_iter()
+            .filter(korean_spelling_holds)
+            .collect();
+        assert_eq!(pairs_of(&spelled), [("알래스카 항공", "Alaska Air")]);
+        assert_eq!(
+            unspelled_names(answer, text, &spelled),
+            ["Barcelona", "FDA", "Hawaiian Holdings"],
+            "spelled names, lower-case words and names the text lacks are left out"
+        );
     }
 
     #[test]
