@@ -141,10 +141,15 @@ pub struct CopyFilter<'a> {
 /// that word's first character at its place, in either case. (Regenerating under a tighter
 /// constraint: the model wrote `the first half of 20XX` for 1∼6월; banned from `XX` there, it must
 /// end the phrase otherwise.)
+///
+/// A refused month or weekday also bans, there, the others of its kind the article does not name
+/// ([`Ban::with_kind`]): banned from `January`, the model wrote `March`, then `September`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
     refused: String,
     at: usize,
+    /// Words of the refused word's kind that may not be written at its place either.
+    kind: Vec<String>,
 }
 
 impl Ban {
@@ -153,6 +158,15 @@ impl Ban {
         Self {
             refused: refused.to_string(),
             at,
+            kind: Vec::new(),
+        }
+    }
+
+    /// Also bans starting any of `words` (in either case) at the refused word's place.
+    pub fn with_kind(self, words: Vec<String>) -> Self {
+        Self {
+            kind: words,
+            ..self
         }
     }
 
@@ -164,6 +178,7 @@ impl Ban {
         let Some(first) = self.refused.get(self.at..).and_then(|r| r.chars().next()) else {
             return;
         };
+        self.apply_kind(tokens, generated, logits);
         // A token is banned when it writes, as the refused text did, a byte of that character (and
         // nothing else where it ends sooner): the first bytes of a Hangul syllable are a token of
         // their own as often as not.
@@ -182,6 +197,35 @@ impl Ban {
             if same > gap && (same >= reach || same == bytes.len()) {
                 if let Some(v) = logits.get_mut(id) {
                     *v = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+}
+
+impl Ban {
+    /// Bans the tokens that would begin one of `kind` at the refused word's place: a token writing
+    /// the gap before it and then a prefix of the word, or the whole word and no letter after it.
+    fn apply_kind(&self, tokens: &ClassTokens, generated: &str, logits: &mut [f32]) {
+        let gap = &self.refused.as_bytes()[generated.len()..self.at];
+        if self.kind.is_empty() || gap.len() >= tokens.longest {
+            return;
+        }
+        for word in &self.kind {
+            let path: Vec<u8> = gap.iter().chain(word.as_bytes()).copied().collect();
+            for (id, bytes) in tokens.all.iter().enumerate() {
+                let same = bytes
+                    .iter()
+                    .zip(&path)
+                    .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+                    .count();
+                let begins = same > gap.len()
+                    && (same == bytes.len()
+                        || (same == path.len() && !bytes[same].is_ascii_alphabetic()));
+                if begins {
+                    if let Some(v) = logits.get_mut(id) {
+                        *v = f32::NEG_INFINITY;
+                    }
                 }
             }
         }
@@ -359,6 +403,32 @@ mod tests {
         let bans = [Ban::new(refused, refused.find("금요일").unwrap())];
         let mut f = CopyFilter::new(&g, &tokens, &[]).banning(&bans);
         assert_eq!(allowed(&mut f, "비트코인은 ", 4), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_ban_of_a_month_bans_the_other_months_there() {
+        let g = Grounding::new("Sales rose on the 19th.");
+        let pairs = [
+            (0, " January"),
+            (1, " March"),
+            (2, " Mar"),
+            (3, " Many"),
+            (4, " the"),
+            (5, " may"),
+            (6, " Marching"),
+        ];
+        let tokens = ClassTokens::from_pairs(&pairs);
+        let refused = "Sales rose on January 19th.";
+        let kind: Vec<String> = ["January", "March", "May"].map(String::from).to_vec();
+        let bans = [Ban::new(refused, refused.find("January").unwrap()).with_kind(kind)];
+        let mut f = CopyFilter::new(&g, &tokens, &[]).banning(&bans);
+        // `Many` and `Marching` are other words; every month token, in either case, is banned.
+        assert_eq!(allowed(&mut f, "Sales rose on", 7), vec![3, 4, 6]);
+        // Elsewhere nothing is.
+        assert_eq!(
+            allowed(&mut f, "Sales rose on the", 7),
+            vec![0, 1, 2, 3, 4, 5, 6]
+        );
     }
 
     #[test]

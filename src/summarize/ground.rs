@@ -490,6 +490,31 @@ impl Grounding {
             || plural_acronym(word).is_some_and(|stem| self.latin.contains(&stem.to_lowercase()))
     }
 
+    /// For a refused month or weekday, every word of its kind (English months, English weekdays,
+    /// Korean weekdays) the article does not name: what a model asked again may not put in its
+    /// place. Nothing for other refusals.
+    pub fn unnamed_like(&self, refusal: &Violation) -> Vec<String> {
+        let Violation::Date(word) = refusal else {
+            return Vec::new();
+        };
+        let word = word.to_lowercase();
+        let unnamed = |kind: &[&str], named: &dyn Fn(usize) -> bool| -> Vec<String> {
+            match kind.contains(&word.as_str()) {
+                true => (0..kind.len())
+                    .filter(|&i| !named(i))
+                    .map(|i| kind[i].to_string())
+                    .collect(),
+                false => Vec::new(),
+            }
+        };
+        [
+            unnamed(&MONTHS, &|i| self.months.contains(&(i + 1))),
+            unnamed(&WEEKDAYS_EN, &|i| self.weekdays.contains(&i)),
+            unnamed(&WEEKDAYS_KO, &|i| self.weekdays.contains(&i)),
+        ]
+        .concat()
+    }
+
     /// The runs of capitalised words in an English `text` ("Mark Zuckerberg", "Lee") that hold a word
     /// the article does not license.
     pub fn ungrounded_names(&self, text: &str) -> Vec<String> {
@@ -1003,6 +1028,26 @@ mod tests {
             Some("삼성전자는 ".len())
         );
         assert_eq!(Violation::Repeated.at("Samsung sold cars."), None);
+    }
+
+    #[test]
+    fn a_refused_date_word_gives_the_others_of_its_kind_the_article_does_not_name() {
+        let g = Grounding::new(
+            "삼성전자는 금요일 6월 실적을 밝혔다. Samsung said on Friday its June sales rose.",
+        );
+        let months = g.unnamed_like(&Violation::Date("july".into()));
+        assert_eq!(months.len(), 11);
+        assert!(!months.contains(&"june".to_string()) && months.contains(&"july".to_string()));
+        let days = g.unnamed_like(&Violation::Date("Monday".into()));
+        assert_eq!(days.len(), 6);
+        assert!(!days.contains(&"friday".to_string()));
+        let korean = g.unnamed_like(&Violation::Date("월요일".into()));
+        assert_eq!(korean.len(), 6);
+        assert!(!korean.contains(&"금요일".to_string()));
+        assert!(g.unnamed_like(&Violation::Date("73월".into())).is_empty());
+        assert!(g
+            .unnamed_like(&Violation::Name("Hyundai".into()))
+            .is_empty());
     }
 
     #[test]

@@ -726,7 +726,10 @@ impl Summarizer {
             let Some(at) = refusal.at(&current.text).filter(|_| attempt < RETRIES) else {
                 break;
             };
-            bans.push(Ban::new(&current.raw, current.offset + at));
+            bans.push(
+                Ban::new(&current.raw, current.offset + at)
+                    .with_kind(licensed.unnamed_like(&refusal)),
+            );
             let Some(again) = ask(&bans, run, model)? else {
                 break;
             };
@@ -995,22 +998,29 @@ fn korean_spelling_holds(entry: &GlossaryEntry) -> bool {
 }
 
 /// Whether the English side of `entry` may stand for its Korean side. Words the model's vocabulary
-/// holds whole (Qualcomm, National, Assembly) are ones it knows; a rarer capitalised word is a spelling
-/// it made up, and must sound like the Korean (see [`romanize`]). So must an acronym of three letters
-/// or more: it names one organisation, and the model reaches for the famous one (`FDA` for Korea's
-/// 식품의약품안전처).
+/// holds whole (Qualcomm, National, Assembly, the letters of `U.S.`) are ones it knows; a rarer
+/// capitalised word is a spelling it made up, and must sound like the Korean (see [`romanize`]):
+/// the whole name does, or in a name of several words each such word is heard in the Korean (Busan
+/// International Film Festival = 부산국제영화제). So must an acronym of three letters or more: it
+/// names one organisation, and the model reaches for the famous one (`FDA` for Korea's 식품의약품안전처).
 fn spelling_holds(model: &TextModel, entry: &GlossaryEntry) -> bool {
-    let rare = entry
+    let rare: Vec<&str> = entry
         .target
-        .split(|c: char| c.is_whitespace() || c == '-')
+        .split(|c: char| c.is_whitespace() || c == '-' || c == '.')
         .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
-        .any(|w| {
+        .filter(|w| {
             is_acronym(w)
                 || model
                     .encode_verbatim(&format!(" {w}"))
                     .map_or(true, |t| t.len() > 1)
-        });
-    !rare || romanize::sounds_alike(&entry.source, &entry.target)
+        })
+        .collect();
+    rare.is_empty()
+        || romanize::sounds_alike(&entry.source, &entry.target)
+        || (entry.target.split_whitespace().count() > 1
+            && rare
+                .iter()
+                .all(|w| romanize::heard_within(&entry.source, w)))
 }
 
 /// Three or more capital letters and nothing else (`FDA`, `NASA`; not `US`, not `Inc`).

@@ -221,6 +221,22 @@ pub fn sounds_alike(korean: &str, english: &str) -> bool {
         .any(|e| !e.is_empty() && k.contains(e))
 }
 
+/// Whether `word`, one word of a longer English name whose other words are translated, is heard at
+/// the start of a word of the Korean name `korean`: its consonant skeleton, of three sounds or more,
+/// opens that word's (부산국제영화제 opens with the sound of Busan in Busan International Film
+/// Festival). Anywhere else would be too loose: `Gyeongnam` lies across 경기 남양주.
+pub fn heard_within(korean: &str, word: &str) -> bool {
+    let heard: Vec<String> = [skeleton(word, false), skeleton(word, true)]
+        .into_iter()
+        .filter(|e| e.len() >= 3)
+        .collect();
+    korean.split_whitespace().any(|k| {
+        korean_skeletons(k)
+            .iter()
+            .any(|s| heard.iter().any(|e| s.starts_with(e.as_str())))
+    })
+}
+
 /// The Korean word of `text` (particles allowed after it) that `english` is the sound of, if any. Only
 /// names with at least three consonant sounds are matched this way: shorter skeletons (Meta: m-t) are
 /// shared by too many unrelated words.
@@ -305,6 +321,19 @@ mod tests {
         assert_eq!(heard_in(text, "Gyeongnam"), None);
         // Too short to tell from 모두.
         assert_eq!(heard_in(text, "Meta"), None);
+    }
+
+    #[test]
+    fn a_word_of_a_name_is_heard_within_the_korean_name() {
+        assert!(heard_within("부산국제영화제", "Busan"));
+        assert!(heard_within("남양주시청", "Namyangju"));
+        assert!(!heard_within("부산국제영화제", "Daegu"));
+        assert!(!heard_within("남양주시", "Gyeongnam"));
+        assert!(!heard_within("경기 남양주시", "Gyeongnam"));
+        assert!(!heard_within("2025 진주남강유등축제", "Guangyue"));
+        assert!(heard_within("2025 진주남강유등축제", "Jinju"));
+        // Too short to tell: `Seo` is s alone.
+        assert!(!heard_within("서울시", "Seo"));
     }
 
     #[test]
