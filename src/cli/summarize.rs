@@ -43,18 +43,20 @@ pub fn run(
     // The chat model loads on its own thread while the encoder loads and finds the spam: on 2 cores
     // that hides most of a second. An article refused below (nothing left to summarize, another
     // language) is refused without waiting for it.
-    let sum_manifest = catalog.for_role(Role::Summarizer)?.clone();
-    let chat = {
-        let (store, device, manifest) = (store.clone(), device.clone(), sum_manifest.clone());
-        std::thread::spawn(move || -> Result<_> {
+    // Errors keep their order: the encoder's first, the chat model's where it is needed.
+    let enc_manifest = catalog.for_role(Role::Encoder)?;
+    let chat = catalog.for_role(Role::Summarizer).map(|manifest| {
+        let (store, device, manifest) = (store.clone(), device.clone(), manifest.clone());
+        let name = manifest.name.clone();
+        let loading = std::thread::spawn(move || -> Result<_> {
             let mut model = sift::model::load_summarizer(&store, &manifest, &device)?;
             let summarizer = Summarizer::new(&mut model, prompts)?;
             Ok((model, summarizer))
-        })
-    };
+        });
+        (name, loading)
+    });
 
     let t = Instant::now();
-    let enc_manifest = catalog.for_role(Role::Encoder)?;
     let encoder = sift::model::load_encoder(&store, enc_manifest, &device)?;
     let mut load_s = t.elapsed().as_secs_f64();
 
@@ -74,11 +76,12 @@ pub fn run(
 
     // Counted as load time: only what the wait for the chat model adds.
     let t = Instant::now();
-    let (mut model, summarizer) = chat.join().expect("the chat model's loader panicked")?;
+    let (chat_name, loading) = chat?;
+    let (mut model, summarizer) = loading.join().expect("the chat model's loader panicked")?;
     load_s += t.elapsed().as_secs_f64();
     eprintln!(
-        "sift: loaded {} and {} in {load_s:.2}s",
-        enc_manifest.name, sum_manifest.name
+        "sift: loaded {} and {chat_name} in {load_s:.2}s",
+        enc_manifest.name
     );
 
     let stream = format == Format::Text && std::io::stdout().is_terminal();
