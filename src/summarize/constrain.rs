@@ -174,27 +174,39 @@ impl Ban {
         if generated.len() > self.at || !self.refused.starts_with(generated) {
             return;
         }
-        let rest = &self.refused.as_bytes()[generated.len()..];
         let Some(first) = self.refused.get(self.at..).and_then(|r| r.chars().next()) else {
             return;
         };
-        self.apply_kind(tokens, generated, logits);
-        // A token is banned when it writes, as the refused text did, a byte of that character (and
-        // nothing else where it ends sooner): the first bytes of a Hangul syllable are a token of
-        // their own as often as not.
         let gap = self.at - generated.len();
         // Far before the refused word no token reaches it: nothing to scan.
         if gap >= tokens.longest {
             return;
         }
+        let rest = &self.refused.as_bytes()[generated.len()..];
         let reach = gap + first.len_utf8();
+        // The words of its kind, each as the text would go on to write it: the gap, then the word.
+        let kind: Vec<Vec<u8>> = self
+            .kind
+            .iter()
+            .map(|w| rest[..gap].iter().chain(w.as_bytes()).copied().collect())
+            .collect();
         for (id, bytes) in tokens.all.iter().enumerate() {
-            let same = bytes
-                .iter()
-                .zip(rest)
-                .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
-                .count();
-            if same > gap && (same >= reach || same == bytes.len()) {
+            // A token is banned when it writes, as the refused text did, a byte of that character (and
+            // nothing else where it ends sooner): the first bytes of a Hangul syllable are a token of
+            // their own as often as not.
+            let same = agreeing(bytes, rest);
+            let refused = same > gap && (same >= reach || same == bytes.len());
+            // Or when it begins a word of the kind there: a prefix of the word, or the whole word
+            // and no letter after it (`March`, not `Marching`).
+            let of_kind = || {
+                kind.iter().any(|path| {
+                    let same = agreeing(bytes, path);
+                    same > gap
+                        && (same == bytes.len()
+                            || (same == path.len() && !bytes[same].is_ascii_alphabetic()))
+                })
+            };
+            if refused || of_kind() {
                 if let Some(v) = logits.get_mut(id) {
                     *v = f32::NEG_INFINITY;
                 }
@@ -203,33 +215,13 @@ impl Ban {
     }
 }
 
-impl Ban {
-    /// Bans the tokens that would begin one of `kind` at the refused word's place: a token writing
-    /// the gap before it and then a prefix of the word, or the whole word and no letter after it.
-    fn apply_kind(&self, tokens: &ClassTokens, generated: &str, logits: &mut [f32]) {
-        let gap = &self.refused.as_bytes()[generated.len()..self.at];
-        if self.kind.is_empty() || gap.len() >= tokens.longest {
-            return;
-        }
-        for word in &self.kind {
-            let path: Vec<u8> = gap.iter().chain(word.as_bytes()).copied().collect();
-            for (id, bytes) in tokens.all.iter().enumerate() {
-                let same = bytes
-                    .iter()
-                    .zip(&path)
-                    .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
-                    .count();
-                let begins = same > gap.len()
-                    && (same == bytes.len()
-                        || (same == path.len() && !bytes[same].is_ascii_alphabetic()));
-                if begins {
-                    if let Some(v) = logits.get_mut(id) {
-                        *v = f32::NEG_INFINITY;
-                    }
-                }
-            }
-        }
-    }
+/// How many leading bytes of `token` agree with `path`, ASCII case ignored.
+fn agreeing(token: &[u8], path: &[u8]) -> usize {
+    token
+        .iter()
+        .zip(path)
+        .take_while(|(a, b)| a.eq_ignore_ascii_case(b))
+        .count()
 }
 
 impl<'a> CopyFilter<'a> {
