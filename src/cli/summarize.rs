@@ -42,8 +42,8 @@ pub fn run(
 
     // The chat model loads on its own thread while the encoder loads and finds the spam: on 2 cores
     // that hides most of a second. An article refused below (nothing left to summarize, another
-    // language) is refused without waiting for it.
-    // Errors keep their order: the encoder's first, the chat model's where it is needed.
+    // language) is refused without waiting for it, and errors keep their order: the encoder's
+    // first, the chat model's where it is needed.
     let enc_manifest = catalog.for_role(Role::Encoder)?;
     let chat = catalog.for_role(Role::Summarizer).map(|manifest| {
         let (store, device, manifest) = (store.clone(), device.clone(), manifest.clone());

@@ -212,10 +212,11 @@ fn verify_stamped(path: &Path, file: &ModelFile) -> std::result::Result<(), Veri
         return Ok(());
     }
     verify_file(path, file)?;
-    if let Some(line) = std::fs::metadata(path)
+    // Stamped only when nothing changed while it was hashed.
+    let after = std::fs::metadata(path)
         .ok()
-        .and_then(|m| stamp_line(file, &m))
-    {
+        .and_then(|m| stamp_line(file, &m));
+    if let Some(line) = expected.filter(|line| Some(line) == after.as_ref()) {
         let _ = write_whole(&stamp, &line);
     }
     Ok(())
