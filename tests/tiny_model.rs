@@ -1,6 +1,6 @@
 //! Mechanics of loading and generation on a tiny model made in the test: stop tokens, the token budget,
 //! KV-cache reset between documents and reuse of a shared prompt opening, cached decoding equal to
-//! recomputation, streaming and seeding.
+//! recomputation, streaming and seeding, and several generations decoded together.
 
 #[path = "common/tiny.rs"]
 mod tiny;
@@ -408,4 +408,114 @@ fn a_model_kept_to_some_tokens_writes_only_those_and_scores_them_as_before() {
         .unwrap()
         .is_some());
     assert!(model.keep_tokens(|_| true).is_err());
+}
+
+/// Forbids one token everywhere.
+struct Forbid(u32);
+
+impl sift::generate::TokenFilter for Forbid {
+    fn filter(&mut self, _generated: &str, logits: &mut [f32]) {
+        logits[self.0 as usize] = f32::NEG_INFINITY;
+    }
+}
+
+#[test]
+fn a_batch_gives_each_prompt_what_it_gets_alone() {
+    use sift::generate::Request;
+    let (mut model, _dir) = load(13, None);
+    let prompts: Vec<Vec<u32>> = [
+        "the cat sat on the hat",
+        "the cat sat on a mat and the",
+        "zebra",
+    ]
+    .iter()
+    .map(|p| model.encode(p).unwrap())
+    .collect();
+    let opts = GenerateOptions {
+        lookahead: 0,
+        reuse_cache: true,
+        ..budget(12)
+    };
+    // Alone: the second with a filter, the third stopped by its callback after three pieces.
+    let alone_plain = run(&mut model, &prompts[0], &opts);
+    let banned = alone_plain.tokens[0];
+    let mut forbid = Forbid(banned);
+    let alone_filtered = model
+        .generate_filtered(&prompts[1], &opts, Some(&mut forbid), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let stop_after = |calls: &mut usize| {
+        *calls += 1;
+        match *calls >= 3 {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        }
+    };
+    let mut calls = 0;
+    let alone_stopped = model
+        .generate(&prompts[2], &opts, &mut |_| stop_after(&mut calls))
+        .unwrap();
+    assert_eq!(alone_stopped.stop, StopReason::Callback);
+    assert!(!alone_filtered.tokens.contains(&banned));
+
+    model.forget();
+    let mut texts = [String::new(), String::new()];
+    let (first_text, second_text) = texts.split_at_mut(1);
+    let mut on_first = |p: &str| {
+        first_text[0].push_str(p);
+        ControlFlow::Continue(())
+    };
+    let mut on_second = |p: &str| {
+        second_text[0].push_str(p);
+        ControlFlow::Continue(())
+    };
+    let mut calls = 0;
+    let mut on_third = |_: &str| stop_after(&mut calls);
+    let mut forbid = Forbid(banned);
+    let requests = vec![
+        Request {
+            prompt: prompts[0].clone(),
+            filter: None,
+            on_text: &mut on_first,
+        },
+        Request {
+            prompt: prompts[1].clone(),
+            filter: Some(&mut forbid),
+            on_text: &mut on_second,
+        },
+        Request {
+            prompt: prompts[2].clone(),
+            filter: None,
+            on_text: &mut on_third,
+        },
+    ];
+    let batch = model.generate_batch(requests, &opts).unwrap();
+    for (together, alone) in batch.iter().zip([&alone_plain, &alone_filtered, &alone_stopped]) {
+        assert_eq!(together.tokens, alone.tokens);
+        assert_eq!(together.text, alone.text);
+        assert_eq!(together.stop, alone.stop);
+    }
+    assert_eq!(texts[0], batch[0].text);
+    assert_eq!(texts[1], batch[1].text);
+    // The second prompt shares its opening with the first: only the rest was run for it.
+    let shared = prompts[0]
+        .iter()
+        .zip(&prompts[1])
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared > 0);
+    assert_eq!(batch[1].prompt_tokens, prompts[1].len() - shared);
+    assert_eq!(batch[2].prompt_tokens, prompts[2].len());
+    // Afterwards the cache holds the first prompt and its answer, as after one generation.
+    let mut follow = prompts[0].clone();
+    follow.extend(&batch[0].tokens);
+    follow.extend(model.encode(" and").unwrap());
+    let fresh = {
+        let mut other = load(13, None).0;
+        run(&mut other, &follow, &opts)
+    };
+    let next = run(&mut model, &follow, &opts);
+    assert!(next.prompt_tokens < follow.len() - prompts[0].len());
+    assert_eq!(next.tokens, fresh.tokens);
 }

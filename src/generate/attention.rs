@@ -66,6 +66,21 @@ impl KvCache {
         self.capacity = cap;
     }
 
+    /// Makes this cache hold the first `len` positions of `src` (what it held before is dropped;
+    /// its buffers are reused when they are large enough).
+    pub fn copy_from(&mut self, src: &KvCache, len: usize) {
+        debug_assert!(len <= src.capacity && (self.kv_heads, self.dim) == (src.kv_heads, src.dim));
+        self.reserve(len);
+        let (d, to, from) = (self.dim, self.capacity, src.capacity);
+        let tiled = len.next_multiple_of(TILE);
+        for g in 0..self.kv_heads {
+            self.keys[g * to * d..(g * to + tiled) * d]
+                .copy_from_slice(&src.keys[g * from * d..(g * from + tiled) * d]);
+            self.values[g * to * d..(g * to + len) * d]
+                .copy_from_slice(&src.values[g * from * d..(g * from + len) * d]);
+        }
+    }
+
     /// Stores `n` positions from `pos` on: `k` and `v` are `[n][kv head][dim]`.
     fn write(&mut self, pos: usize, n: usize, k: &[f32], v: &[f32]) {
         self.reserve(pos + n);

@@ -34,8 +34,31 @@ pub trait CausalLm: Send {
     fn truncate(&mut self, _len: usize) -> candle_core::Result<()> {
         candle_core::bail!("this model cannot truncate its cache")
     }
-    /// Forgets everything cached from earlier calls.
+    /// Forgets everything cached from earlier calls (in the sequence in use).
     fn reset(&mut self);
+    /// Whether the model can hold several sequences and decode them together ([`fork`](Self::fork),
+    /// [`select`](Self::select), [`forward_batch`](Self::forward_batch)).
+    fn batches(&self) -> bool {
+        false
+    }
+    /// Makes sequence `to` (created if needed) hold the first `len` positions of the sequence in
+    /// use, in a cache of its own.
+    fn fork(&mut self, _to: usize, _len: usize) -> candle_core::Result<()> {
+        candle_core::bail!("this model holds one sequence")
+    }
+    /// The sequence that `forward`, `forward_all`, `truncate` and `reset` act on from now on
+    /// (sequence 0 until told otherwise).
+    fn select(&mut self, seq: usize) -> candle_core::Result<()> {
+        match seq {
+            0 => Ok(()),
+            _ => candle_core::bail!("this model holds one sequence"),
+        }
+    }
+    /// Runs one token for each of the distinct sequences `seqs`, each at the position its cache has
+    /// reached, extending each cache by one; returns their logits, `[seqs.len(), vocab]`.
+    fn forward_batch(&mut self, _tokens: &[u32], _seqs: &[usize]) -> candle_core::Result<Tensor> {
+        candle_core::bail!("this model decodes one sequence at a time")
+    }
     /// Computes the logits of the tokens `ids` only (sorted, distinct); every other token's logit
     /// is minus infinity from then on. `false` when the architecture cannot.
     fn keep_outputs(&mut self, _ids: &[u32]) -> candle_core::Result<bool> {
@@ -283,69 +306,17 @@ impl TextModel {
         if prompt.is_empty() {
             return Err(Error::Input("cannot generate from an empty prompt".into()));
         }
-        let mut logits_processor = match opts.sampling {
-            Sampling::Greedy => LogitsProcessor::new(0, None, None),
-            Sampling::Seeded {
-                temperature,
-                top_p,
-                seed,
-            } => LogitsProcessor::new(seed, Some(temperature), top_p),
-        };
         let mut speculate = opts.lookahead > 0 && opts.sampling == Sampling::Greedy;
         let start = Instant::now();
-        // What the cache holds of this prompt: at least its last token is run, for the logits after it.
-        let shared = match opts.reuse_cache {
-            true => self
-                .cached
-                .iter()
-                .zip(prompt)
-                .take_while(|(a, b)| a == b)
-                .count(),
-            false => 0,
-        }
-        .min(prompt.len() - 1);
-        // Whatever happens below, the cache is cut back before it is trusted again.
-        self.cached.clear();
-        let from = if shared > 0 && self.lm.truncate(shared).is_ok() {
-            shared
-        } else {
-            self.lm.reset();
-            0
-        };
-        let input = Tensor::new(&prompt[from..], &self.device)?.unsqueeze(0)?;
-        let mut logits = last_logits(self.lm.forward(&input, from)?)?;
+        let (mut logits, from) = self.prefill(prompt, opts.reuse_cache)?;
         let prefill_s = start.elapsed().as_secs_f64();
-        let mut stream = TextStream::default();
-        let mut tokens: Vec<u32> = Vec::new();
+        let mut seq = Decoding::new(prompt, opts.sampling);
         // Guessed tokens already run through the model, each with the logits that follow it.
         let mut guessed: std::collections::VecDeque<(u32, Tensor)> = Default::default();
-        let mut context: Vec<u32> = prompt.to_vec();
-        let mut ttft_s = None;
         let mut confirmed = 0;
-        let stop = loop {
-            if tokens.len() >= opts.max_new_tokens {
-                break StopReason::MaxTokens;
-            }
-            if let Some(f) = filter.as_deref_mut() {
-                let mut values = logits.to_vec1::<f32>()?;
-                f.filter(&stream.text, &mut values);
-                logits = Tensor::new(values, &self.device)?;
-            }
-            let next = logits_processor.sample(&logits)?;
-            ttft_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
-            if !opts.ignore_stop_tokens && self.stop_tokens.contains(&next) {
-                break StopReason::StopToken(next);
-            }
-            tokens.push(next);
-            context.push(next);
-            if let Some(piece) = stream.push(&self.tokenizer, &tokens)? {
-                if on_text(&piece).is_break() {
-                    break StopReason::Callback;
-                }
-            }
-            if tokens.len() >= opts.max_new_tokens {
-                break StopReason::MaxTokens;
-            }
+        while let Some(next) =
+            self.choose(&mut seq, logits, opts, filter.as_deref_mut(), on_text, start)?
+        {
             // The model chose what was guessed: its logits are already computed.
             if guessed.front().is_some_and(|(t, _)| *t == next) {
                 logits = guessed.pop_front().expect("checked").1;
@@ -353,13 +324,13 @@ impl TextModel {
                 continue;
             }
             // Everything cached is right up to the token before `next`.
-            let pos = context.len() - 1;
+            let pos = seq.context.len() - 1;
             if !guessed.is_empty() {
                 self.lm.truncate(pos)?;
                 guessed.clear();
             }
             let draft = if speculate {
-                lookup_draft(&context, opts.lookahead)
+                lookup_draft(&seq.context, opts.lookahead)
             } else {
                 Vec::new()
             };
@@ -385,34 +356,265 @@ impl TextModel {
                     logits = last_logits(self.lm.forward(&one, pos)?)?;
                 }
             }
+        }
+        self.keep_cached(seq.context.clone());
+        let decode_s = (start.elapsed().as_secs_f64() - seq.ttft(start)).max(0.0);
+        let mut generation = self.finish(seq, start, on_text)?;
+        generation.prompt_tokens = prompt.len() - from;
+        generation.prefill_s = prefill_s;
+        generation.decode_s = decode_s;
+        generation.confirmed_guesses = confirmed;
+        Ok(generation)
+    }
+
+    /// Several generations decoded together, one token of each per pass through the model, so
+    /// the weights are read once for all of them (decoding one token is bound by reading the
+    /// weights: three sequences together cost little more than one). Each request keeps its own
+    /// filter, callback, stop and budget; the answers are what [`generate_filtered`](Self::generate_filtered)
+    /// gives each alone, up to float summation order (the rows share products). Prompts are
+    /// prefilled one after the other, each running only what follows the opening it shares with
+    /// the first (and, with [`GenerateOptions::reuse_cache`], the first only what the cache does not
+    /// hold). No tokens are guessed ahead. Afterwards the cache holds the first request's prompt and
+    /// answer, as after [`generate_filtered`](Self::generate_filtered). A model that cannot batch
+    /// runs the requests one after the other.
+    pub fn generate_batch(
+        &mut self,
+        requests: Vec<Request<'_>>,
+        opts: &GenerateOptions,
+    ) -> Result<Vec<Generation>> {
+        if requests.iter().any(|r| r.prompt.is_empty()) {
+            return Err(Error::Input("cannot generate from an empty prompt".into()));
+        }
+        if requests.len() < 2 || !self.lm.batches() {
+            let single = GenerateOptions {
+                lookahead: 0,
+                ..opts.clone()
+            };
+            return requests
+                .into_iter()
+                .map(|r| self.generate_filtered(&r.prompt, &single, r.filter, r.on_text))
+                .collect();
+        }
+        let start = Instant::now();
+        let first = requests[0].prompt.clone();
+        let mut seqs = Vec::with_capacity(requests.len());
+        let mut prefilled = Vec::with_capacity(requests.len());
+        let mut all_logits = Vec::with_capacity(requests.len());
+        for (i, request) in requests.iter().enumerate() {
+            let began = Instant::now();
+            let prompt = &request.prompt;
+            let (logits, from) = match i {
+                0 => self.prefill(prompt, opts.reuse_cache)?,
+                _ => {
+                    // The opening shared with the first prompt is copied from its cache.
+                    let shared = common_prefix(prompt, &first).min(prompt.len() - 1);
+                    self.lm.select(0)?;
+                    self.lm.fork(i, shared)?;
+                    self.lm.select(i)?;
+                    let input = Tensor::new(&prompt[shared..], &self.device)?.unsqueeze(0)?;
+                    (last_logits(self.lm.forward(&input, shared)?)?, shared)
+                }
+            };
+            prefilled.push((prompt.len() - from, began.elapsed().as_secs_f64()));
+            all_logits.push(Some(logits));
+            seqs.push(Decoding::new(prompt, opts.sampling));
+        }
+        let decoding = Instant::now();
+        let mut requests = requests;
+        loop {
+            let (mut tokens, mut rows) = (Vec::new(), Vec::new());
+            for (i, (seq, request)) in seqs.iter_mut().zip(&mut requests).enumerate() {
+                let Some(logits) = all_logits[i].take() else {
+                    continue;
+                };
+                let filter = request.filter.as_deref_mut();
+                if let Some(next) = self.choose(seq, logits, opts, filter, request.on_text, start)? {
+                    tokens.push(next);
+                    rows.push(i);
+                }
+            }
+            if rows.is_empty() {
+                break;
+            }
+            let logits = self.lm.forward_batch(&tokens, &rows)?.to_dtype(DType::F32)?;
+            for (r, &i) in rows.iter().enumerate() {
+                all_logits[i] = Some(logits.get(r)?);
+            }
+        }
+        let decode_s = decoding.elapsed().as_secs_f64();
+        self.lm.select(0)?;
+        self.keep_cached(seqs[0].context.clone());
+        let total: usize = seqs.iter().map(|s| s.tokens.len()).sum::<usize>().max(1);
+        let mut out = Vec::with_capacity(seqs.len());
+        for ((seq, request), (prompt_tokens, prefill_s)) in
+            seqs.into_iter().zip(requests).zip(prefilled)
+        {
+            let share = seq.tokens.len() as f64 / total as f64;
+            let mut generation = self.finish(seq, start, request.on_text)?;
+            generation.prompt_tokens = prompt_tokens;
+            generation.prefill_s = prefill_s;
+            // The passes were shared: each generation is charged its share of them.
+            generation.decode_s = decode_s * share;
+            out.push(generation);
+        }
+        Ok(out)
+    }
+
+    /// Runs `prompt` through the model and returns the logits after it, with how many of its
+    /// tokens the cache already held (`reuse`: the part that opened the previous prompt too; at
+    /// least the last token is run, for the logits after it).
+    fn prefill(&mut self, prompt: &[u32], reuse: bool) -> Result<(Tensor, usize)> {
+        let shared = match reuse {
+            true => common_prefix(&self.cached, prompt),
+            false => 0,
+        }
+        .min(prompt.len() - 1);
+        // Whatever happens below, the cache is cut back before it is trusted again.
+        self.cached.clear();
+        self.lm.select(0)?;
+        let from = if shared > 0 && self.lm.truncate(shared).is_ok() {
+            shared
+        } else {
+            self.lm.reset();
+            0
         };
-        // Every token of `context` but the last chosen one has been run (guesses past it may have been
-        // too): keep exactly those for the next prompt.
+        let input = Tensor::new(&prompt[from..], &self.device)?.unsqueeze(0)?;
+        Ok((last_logits(self.lm.forward(&input, from)?)?, from))
+    }
+
+    /// Chooses `seq`'s next token from `logits` (narrowed by `filter`) and streams its text.
+    /// Returns the token to run next, or `None` once the sequence has ended (`seq.stop` says why).
+    fn choose(
+        &self,
+        seq: &mut Decoding,
+        logits: Tensor,
+        opts: &GenerateOptions,
+        filter: Option<&mut (dyn TokenFilter + '_)>,
+        on_text: &mut (dyn FnMut(&str) -> ControlFlow<()> + '_),
+        start: Instant,
+    ) -> Result<Option<u32>> {
+        if seq.tokens.len() >= opts.max_new_tokens {
+            seq.stop = StopReason::MaxTokens;
+            return Ok(None);
+        }
+        let logits = match filter {
+            Some(f) => {
+                let mut values = logits.to_vec1::<f32>()?;
+                f.filter(&seq.stream.text, &mut values);
+                Tensor::new(values, &self.device)?
+            }
+            None => logits,
+        };
+        let next = seq.processor.sample(&logits)?;
+        seq.ttft_s
+            .get_or_insert_with(|| start.elapsed().as_secs_f64());
+        if !opts.ignore_stop_tokens && self.stop_tokens.contains(&next) {
+            seq.stop = StopReason::StopToken(next);
+            return Ok(None);
+        }
+        seq.tokens.push(next);
+        seq.context.push(next);
+        if let Some(piece) = seq.stream.push(&self.tokenizer, &seq.tokens)? {
+            if on_text(&piece).is_break() {
+                seq.stop = StopReason::Callback;
+                return Ok(None);
+            }
+        }
+        if seq.tokens.len() >= opts.max_new_tokens {
+            seq.stop = StopReason::MaxTokens;
+            return Ok(None);
+        }
+        Ok(Some(next))
+    }
+
+    /// After a generation whose prompt and tokens are `context`: every token but the last chosen
+    /// one has been run in the sequence in use (guesses past it may have been too), so the cache
+    /// keeps exactly those for the next prompt.
+    fn keep_cached(&mut self, mut context: Vec<u32>) {
         let run = context.len() - 1;
         if self.lm.truncate(run).is_ok() {
             context.truncate(run);
             self.cached = context;
         }
-        let ttft_s = ttft_s.unwrap_or_else(|| start.elapsed().as_secs_f64());
-        let total_s = start.elapsed().as_secs_f64();
-        let text = self.decode(&tokens)?;
-        if stop != StopReason::Callback {
+    }
+
+    /// The generation `seq` made; its prompt and timing fields are the caller's to fill.
+    fn finish(
+        &self,
+        seq: Decoding,
+        start: Instant,
+        on_text: &mut (dyn FnMut(&str) -> ControlFlow<()> + '_),
+    ) -> Result<Generation> {
+        let text = self.decode(&seq.tokens)?;
+        if seq.stop != StopReason::Callback {
             // Bytes held back waiting for the rest of a character will not get it: hand them over.
-            if let Some(rest) = text.get(stream.emitted..).filter(|r| !r.is_empty()) {
+            if let Some(rest) = text.get(seq.stream.emitted..).filter(|r| !r.is_empty()) {
                 let _ = on_text(rest);
             }
         }
         Ok(Generation {
-            tokens,
+            ttft_s: seq.ttft(start),
+            tokens: seq.tokens,
             text,
-            stop,
-            prompt_tokens: prompt.len() - from,
-            prefill_s,
-            ttft_s,
-            decode_s: (total_s - ttft_s).max(0.0),
-            confirmed_guesses: confirmed,
+            stop: seq.stop,
+            prompt_tokens: 0,
+            prefill_s: 0.0,
+            decode_s: 0.0,
+            confirmed_guesses: 0,
         })
     }
+}
+
+/// One generation of a batch ([`TextModel::generate_batch`]).
+pub struct Request<'a> {
+    pub prompt: Vec<u32>,
+    /// Narrows every choice of this generation's tokens.
+    pub filter: Option<&'a mut dyn TokenFilter>,
+    /// Called with each newly decoded piece of this generation's text; `Break` ends it alone.
+    pub on_text: &'a mut dyn FnMut(&str) -> ControlFlow<()>,
+}
+
+/// One sequence being decoded: what it has chosen and streamed, and why it ended.
+struct Decoding {
+    processor: LogitsProcessor,
+    stream: TextStream,
+    tokens: Vec<u32>,
+    /// The prompt and the tokens chosen.
+    context: Vec<u32>,
+    ttft_s: Option<f64>,
+    stop: StopReason,
+}
+
+impl Decoding {
+    fn new(prompt: &[u32], sampling: Sampling) -> Self {
+        let processor = match sampling {
+            Sampling::Greedy => LogitsProcessor::new(0, None, None),
+            Sampling::Seeded {
+                temperature,
+                top_p,
+                seed,
+            } => LogitsProcessor::new(seed, Some(temperature), top_p),
+        };
+        Self {
+            processor,
+            stream: TextStream::default(),
+            tokens: Vec::new(),
+            context: prompt.to_vec(),
+            ttft_s: None,
+            stop: StopReason::MaxTokens,
+        }
+    }
+
+    /// Seconds from `start` to the first choice (to now when there was none).
+    fn ttft(&self, start: Instant) -> f64 {
+        self.ttft_s
+            .unwrap_or_else(|| start.elapsed().as_secs_f64())
+    }
+}
+
+/// How many tokens `a` and `b` open with alike.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Logits of the last position as a flat f32 vector tensor.

@@ -72,7 +72,8 @@ struct Layer {
     gate: QMatMul,
     up: QMatMul,
     down: QMatMul,
-    cache: Cache,
+    /// One cache per sequence the model holds (see [`CausalLm::fork`]); sequence 0 is the usual one.
+    caches: Vec<Cache>,
 }
 
 /// A layer's keys and values, valid up to the model's `len`, written in place (a decode step
@@ -100,8 +101,10 @@ pub struct Qwen2 {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    /// Positions held in the cache.
-    len: usize,
+    /// Positions held in each sequence's cache.
+    lens: Vec<usize>,
+    /// The sequence that [`CausalLm::forward`], `truncate` and `reset` act on.
+    active: usize,
 }
 
 impl Qwen2 {
@@ -150,10 +153,10 @@ impl Qwen2 {
                 gate: q(t("ffn_gate.weight")?)?,
                 up: q(t("ffn_up.weight")?)?,
                 down: q(t("ffn_down.weight")?)?,
-                cache: match device {
+                caches: vec![match device {
                     Device::Cpu => Cache::Cpu(KvCache::new(kv_heads, head_dim)),
                     _ => Cache::Tensors(None),
-                },
+                }],
             });
         }
         let inv_freq: Vec<f32> = (0..head_dim)
@@ -175,15 +178,17 @@ impl Qwen2 {
             heads,
             kv_heads,
             head_dim,
-            len: 0,
+            lens: vec![0],
+            active: 0,
         })
     }
 
     /// Runs `input` (`[1, n]`) at positions `pos..pos + n` and returns the hidden states after the
     /// final norm, `[n, hidden]`. The cache must hold exactly `pos` positions.
     fn hidden(&mut self, input: &Tensor, pos: usize) -> Result<Tensor> {
-        if pos != self.len {
-            candle_core::bail!("the cache holds {} positions, not {pos}", self.len);
+        let seq = self.active;
+        if pos != self.lens[seq] {
+            candle_core::bail!("the cache holds {} positions, not {pos}", self.lens[seq]);
         }
         let (_, n) = input.dims2()?;
         // The CPU path masks by position itself.
@@ -203,6 +208,7 @@ impl Qwen2 {
             let h = layer.attn_norm.forward(&x)?;
             let a = layer.attention(
                 &h,
+                seq,
                 pos,
                 &rope,
                 mask.as_ref(),
@@ -210,13 +216,35 @@ impl Qwen2 {
                 self.kv_heads,
                 self.head_dim,
             )?;
-            let x1 = (a + &x)?;
-            let h = layer.ffn_norm.forward(&x1)?;
-            let gated =
-                (candle_nn::ops::silu(&layer.gate.forward(&h)?)? * layer.up.forward(&h)?)?;
-            x = (layer.down.forward(&gated)? + x1)?;
+            x = layer.feed_forward(&x, a)?;
         }
-        self.len += n;
+        self.lens[seq] += n;
+        self.norm.forward(&x)?.squeeze(0)
+    }
+
+    /// One token for each of the sequences `seqs` (distinct, CPU caches), each at the position its
+    /// cache has reached: the hidden states after the final norm, `[seqs.len(), hidden]`. The rows
+    /// share every matrix product, so the weights are read once for all of them.
+    fn hidden_rows(&mut self, tokens: &[u32], seqs: &[usize]) -> Result<Tensor> {
+        let positions: Vec<usize> = seqs.iter().map(|&s| self.lens[s]).collect();
+        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
+        let mut x = self.embed.forward(&input)?;
+        for layer in &mut self.layers {
+            let h = layer.attn_norm.forward(&x)?;
+            let a = layer.attention_rows(
+                &h,
+                seqs,
+                &positions,
+                &self.inv_freq,
+                self.heads,
+                self.kv_heads,
+                self.head_dim,
+            )?;
+            x = layer.feed_forward(&x, a)?;
+        }
+        for &s in seqs {
+            self.lens[s] += 1;
+        }
         self.norm.forward(&x)?.squeeze(0)
     }
 }
@@ -229,6 +257,7 @@ impl Layer {
     fn attention(
         &mut self,
         x: &Tensor,
+        seq: usize,
         pos: usize,
         rope: &Rope,
         mask: Option<&Tensor>,
@@ -237,16 +266,13 @@ impl Layer {
         head_dim: usize,
     ) -> Result<Tensor> {
         let (b, n, hidden) = x.dims3()?;
-        let q = self.wq.forward(x)?.broadcast_add(&self.bq)?;
-        let k = self.wk.forward(x)?.broadcast_add(&self.bk)?;
-        let v = self.wv.forward(x)?.broadcast_add(&self.bv)?;
-        if let Cache::Cpu(cache) = &mut self.cache {
+        let (q, k, v) = self.qkv(x)?;
+        if let Cache::Cpu(cache) = &mut self.caches[seq] {
             let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
             let (mut q, mut k, v) = (flat(q)?, flat(k)?, flat(v)?);
-            attention::rope(&mut q, n, heads, head_dim, pos, rope.inv_freq);
-            attention::rope(&mut k, n, kv_heads, head_dim, pos, rope.inv_freq);
             let mut y = vec![0f32; n * hidden];
-            attention::attend(cache, &q, &k, &v, pos, n, heads, &mut y);
+            let shape = (heads, kv_heads, head_dim);
+            attend_cpu(cache, &mut q, &mut k, &v, pos, n, shape, rope.inv_freq, &mut y);
             return self
                 .wo
                 .forward(&Tensor::from_vec(y, (b, n, hidden), x.device())?);
@@ -265,7 +291,7 @@ impl Layer {
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let total = pos + n;
-        let (ck, cv) = self.cache_with_room(total, &k)?;
+        let (ck, cv) = self.cache_with_room(seq, total, &k)?;
         ck.slice_set(&k, 2, pos)?;
         cv.slice_set(&v, 2, pos)?;
         let k = ck.narrow(2, 0, total)?;
@@ -286,9 +312,72 @@ impl Layer {
         self.wo.forward(&y)
     }
 
+    /// The biased query, key and value projections of `x`.
+    fn qkv(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok((
+            self.wq.forward(x)?.broadcast_add(&self.bq)?,
+            self.wk.forward(x)?.broadcast_add(&self.bk)?,
+            self.wv.forward(x)?.broadcast_add(&self.bv)?,
+        ))
+    }
+
+    /// Attention for rows `x` (`[1, rows, hidden]`) where row `i` is the next token of sequence
+    /// `seqs[i]` at position `positions[i]` (CPU caches only): the projections are shared, and
+    /// each row attends to its own sequence's cache.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_rows(
+        &mut self,
+        x: &Tensor,
+        seqs: &[usize],
+        positions: &[usize],
+        inv_freq: &[f32],
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<Tensor> {
+        let (b, n, hidden) = x.dims3()?;
+        let (q, k, v) = self.qkv(x)?;
+        let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let (mut q, mut k, v) = (flat(q)?, flat(k)?, flat(v)?);
+        let (qd, kd) = (heads * head_dim, kv_heads * head_dim);
+        let mut y = vec![0f32; n * hidden];
+        for (i, (&seq, &pos)) in seqs.iter().zip(positions).enumerate() {
+            let Cache::Cpu(cache) = &mut self.caches[seq] else {
+                candle_core::bail!("only CPU caches decode several sequences at once");
+            };
+            attend_cpu(
+                cache,
+                &mut q[i * qd..(i + 1) * qd],
+                &mut k[i * kd..(i + 1) * kd],
+                &v[i * kd..(i + 1) * kd],
+                pos,
+                1,
+                (heads, kv_heads, head_dim),
+                inv_freq,
+                &mut y[i * hidden..(i + 1) * hidden],
+            );
+        }
+        self.wo
+            .forward(&Tensor::from_vec(y, (b, n, hidden), x.device())?)
+    }
+
+    /// The residual stream after attention `a` and the feed-forward block, given the stream `x`
+    /// before attention.
+    fn feed_forward(&self, x: &Tensor, a: Tensor) -> Result<Tensor> {
+        let x1 = (a + x)?;
+        let h = self.ffn_norm.forward(&x1)?;
+        let gated = (candle_nn::ops::silu(&self.gate.forward(&h)?)? * self.up.forward(&h)?)?;
+        self.down.forward(&gated)? + x1
+    }
+
     /// The cache tensors, grown (doubling, contents kept) so that they hold `total` positions.
-    fn cache_with_room(&mut self, total: usize, like: &Tensor) -> Result<(Tensor, Tensor)> {
-        let Cache::Tensors(cache) = &mut self.cache else {
+    fn cache_with_room(
+        &mut self,
+        seq: usize,
+        total: usize,
+        like: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let Cache::Tensors(cache) = &mut self.caches[seq] else {
             candle_core::bail!("the CPU cache is not a tensor");
         };
         let capacity = cache.as_ref().map_or(0, |(k, _)| k.dim(2).unwrap_or(0));
@@ -411,18 +500,100 @@ impl CausalLm for Qwen2 {
     }
 
     fn truncate(&mut self, len: usize) -> Result<()> {
-        if len > self.len {
-            candle_core::bail!("cannot truncate a cache of {} to {len}", self.len);
+        let held = &mut self.lens[self.active];
+        if len > *held {
+            candle_core::bail!("cannot truncate a cache of {} to {len}", *held);
         }
         // Positions past `len` are overwritten by the next forward.
-        self.len = len;
+        *held = len;
         Ok(())
     }
 
     fn reset(&mut self) {
         // The buffers are kept for the next document; only their length is forgotten.
-        self.len = 0;
+        self.lens[self.active] = 0;
     }
+
+    fn batches(&self) -> bool {
+        // The tensor cache of other devices holds one sequence.
+        self.rope_tables.is_none()
+    }
+
+    fn fork(&mut self, to: usize, len: usize) -> Result<()> {
+        let from = self.active;
+        if !self.batches() || len > self.lens[from] {
+            candle_core::bail!("cannot fork {len} positions of sequence {from}");
+        }
+        if to == from {
+            return self.truncate(len);
+        }
+        for layer in &mut self.layers {
+            while layer.caches.len() <= to {
+                layer
+                    .caches
+                    .push(Cache::Cpu(KvCache::new(self.kv_heads, self.head_dim)));
+            }
+            // Two distinct elements of one vector: split it between them.
+            let (src, dst) = match from < to {
+                true => {
+                    let (a, b) = layer.caches.split_at_mut(to);
+                    (&a[from], &mut b[0])
+                }
+                false => {
+                    let (a, b) = layer.caches.split_at_mut(from);
+                    (&b[0], &mut a[to])
+                }
+            };
+            if let (Cache::Cpu(src), Cache::Cpu(dst)) = (src, dst) {
+                dst.copy_from(src, len);
+            }
+        }
+        if self.lens.len() <= to {
+            self.lens.resize(to + 1, 0);
+        }
+        self.lens[to] = len;
+        Ok(())
+    }
+
+    fn select(&mut self, seq: usize) -> Result<()> {
+        if seq >= self.lens.len() {
+            candle_core::bail!("there is no sequence {seq}");
+        }
+        self.active = seq;
+        Ok(())
+    }
+
+    fn forward_batch(&mut self, tokens: &[u32], seqs: &[usize]) -> Result<Tensor> {
+        let distinct = seqs.iter().collect::<std::collections::HashSet<_>>().len() == seqs.len();
+        if !self.batches() || tokens.len() != seqs.len() || !distinct {
+            candle_core::bail!("a batch needs one token for each of distinct sequences");
+        }
+        if let Some(&s) = seqs.iter().find(|&&s| s >= self.lens.len()) {
+            candle_core::bail!("there is no sequence {s}");
+        }
+        let h = self.hidden_rows(tokens, seqs)?;
+        self.logits(&h)
+    }
+}
+
+/// Rotates the queries `q` and keys `k` (`[n][heads][dim]`, row `i` at position `pos + i`), stores
+/// the keys and values in `cache` and writes the attention of the queries into `y`. `shape` is
+/// (query heads, key/value heads, head size).
+#[allow(clippy::too_many_arguments)]
+fn attend_cpu(
+    cache: &mut KvCache,
+    q: &mut [f32],
+    k: &mut [f32],
+    v: &[f32],
+    pos: usize,
+    n: usize,
+    (heads, kv_heads, head_dim): (usize, usize, usize),
+    inv_freq: &[f32],
+    y: &mut [f32],
+) {
+    attention::rope(q, n, heads, head_dim, pos, inv_freq);
+    attention::rope(k, n, kv_heads, head_dim, pos, inv_freq);
+    attention::attend(cache, q, k, v, pos, n, heads, y);
 }
 
 /// Additive causal mask `[n, pos + n]`: position `pos + i` sees every position up to itself.
