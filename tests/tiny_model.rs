@@ -491,7 +491,10 @@ fn a_batch_gives_each_prompt_what_it_gets_alone() {
         },
     ];
     let batch = model.generate_batch(requests, &opts).unwrap();
-    for (together, alone) in batch.iter().zip([&alone_plain, &alone_filtered, &alone_stopped]) {
+    for (together, alone) in batch
+        .iter()
+        .zip([&alone_plain, &alone_filtered, &alone_stopped])
+    {
         assert_eq!(together.tokens, alone.tokens);
         assert_eq!(together.text, alone.text);
         assert_eq!(together.stop, alone.stop);

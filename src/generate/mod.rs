@@ -314,9 +314,14 @@ impl TextModel {
         // Guessed tokens already run through the model, each with the logits that follow it.
         let mut guessed: std::collections::VecDeque<(u32, Tensor)> = Default::default();
         let mut confirmed = 0;
-        while let Some(next) =
-            self.choose(&mut seq, logits, opts, filter.as_deref_mut(), on_text, start)?
-        {
+        while let Some(next) = self.choose(
+            &mut seq,
+            logits,
+            opts,
+            filter.as_deref_mut(),
+            on_text,
+            start,
+        )? {
             // The model chose what was guessed: its logits are already computed.
             if guessed.front().is_some_and(|(t, _)| *t == next) {
                 logits = guessed.pop_front().expect("checked").1;
@@ -428,7 +433,9 @@ impl TextModel {
                     continue;
                 };
                 let filter = request.filter.as_deref_mut();
-                if let Some(next) = self.choose(seq, logits, opts, filter, request.on_text, start)? {
+                if let Some(next) =
+                    self.choose(seq, logits, opts, filter, request.on_text, start)?
+                {
                     tokens.push(next);
                     rows.push(i);
                 }
@@ -436,7 +443,10 @@ impl TextModel {
             if rows.is_empty() {
                 break;
             }
-            let logits = self.lm.forward_batch(&tokens, &rows)?.to_dtype(DType::F32)?;
+            let logits = self
+                .lm
+                .forward_batch(&tokens, &rows)?
+                .to_dtype(DType::F32)?;
             for (r, &i) in rows.iter().enumerate() {
                 all_logits[i] = Some(logits.get(r)?);
             }
@@ -607,8 +617,7 @@ impl Decoding {
 
     /// Seconds from `start` to the first choice (to now when there was none).
     fn ttft(&self, start: Instant) -> f64 {
-        self.ttft_s
-            .unwrap_or_else(|| start.elapsed().as_secs_f64())
+        self.ttft_s.unwrap_or_else(|| start.elapsed().as_secs_f64())
     }
 }
 

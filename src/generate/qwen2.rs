@@ -272,7 +272,17 @@ impl Layer {
             let (mut q, mut k, v) = (flat(q)?, flat(k)?, flat(v)?);
             let mut y = vec![0f32; n * hidden];
             let shape = (heads, kv_heads, head_dim);
-            attend_cpu(cache, &mut q, &mut k, &v, pos, n, shape, rope.inv_freq, &mut y);
+            attend_cpu(
+                cache,
+                &mut q,
+                &mut k,
+                &v,
+                pos,
+                n,
+                shape,
+                rope.inv_freq,
+                &mut y,
+            );
             return self
                 .wo
                 .forward(&Tensor::from_vec(y, (b, n, hidden), x.device())?);

@@ -39,7 +39,7 @@ use serde::Serialize;
 use crate::detect::unit_mean;
 use crate::encode::{cosine, Encoder, Prefix};
 use crate::error::{Error, Result};
-use crate::generate::{GenerateOptions, Generation, StopReason, TextModel};
+use crate::generate::{GenerateOptions, Generation, Request, StopReason, TextModel};
 use crate::segment;
 use constrain::{Ban, Class, ClassTokens, CopyFilter};
 use ground::{script_share, Grounding, Violation};
@@ -422,28 +422,55 @@ impl Summarizer {
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
         let tokens = model.chat_prompt(&prompt.render(values))?;
-        let opts = GenerateOptions {
-            max_new_tokens: prompt.max_new_tokens,
-            // Steps whose prompts open alike (the same instructions and worked example) run that
-            // opening once per document.
-            reuse_cache: true,
-            ..GenerateOptions::default()
-        };
         let mut filter = CopyFilter::new(grounding, &self.tokens, classes).banning(bans);
-        let generation = model.generate_filtered(&tokens, &opts, Some(&mut filter), on_text)?;
-        if std::env::var_os("SIFT_DEBUG").is_some() {
-            eprintln!(
-                "sift: [debug] {} prompt tokens, {} generated ({} guessed ahead) in {:.1}+{:.1}s: {:?}",
-                tokens.len(),
-                generation.tokens.len(),
-                generation.confirmed_guesses,
-                generation.prefill_s,
-                generation.decode_s,
-                generation.text
-            );
-        }
-        run.add(&generation);
+        let generation =
+            model.generate_filtered(&tokens, &step_options(prompt), Some(&mut filter), on_text)?;
+        report(tokens.len(), &generation, run);
         Ok(generation)
+    }
+
+    /// [`Self::step`] for several renderings of one prompt (`values`, no bans), decoded together
+    /// ([`TextModel::generate_batch`]); each answer's text goes to `until` as it streams, which
+    /// may end that answer.
+    #[allow(clippy::too_many_arguments)]
+    fn step_batch(
+        &self,
+        model: &mut TextModel,
+        prompt: &Prompt,
+        values: &[Vec<(&str, &str)>],
+        grounding: &Grounding,
+        classes: &[Class],
+        run: &mut Run,
+        until: fn(&mut String, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Generation>> {
+        let prompts = values
+            .iter()
+            .map(|v| model.chat_prompt(&prompt.render(v)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut filters: Vec<CopyFilter> = values
+            .iter()
+            .map(|_| CopyFilter::new(grounding, &self.tokens, classes))
+            .collect();
+        let mut texts = vec![String::new(); values.len()];
+        let mut callbacks: Vec<_> = texts
+            .iter_mut()
+            .map(|text| move |piece: &str| until(text, piece))
+            .collect();
+        let requests = prompts
+            .iter()
+            .zip(&mut filters)
+            .zip(&mut callbacks)
+            .map(|((prompt, filter), on_text)| Request {
+                prompt: prompt.clone(),
+                filter: Some(filter),
+                on_text,
+            })
+            .collect();
+        let generations = model.generate_batch(requests, &step_options(prompt))?;
+        for (tokens, generation) in prompts.iter().zip(&generations) {
+            report(tokens.len(), generation, run);
+        }
+        Ok(generations)
     }
 
     /// The summary in the article's language, each sentence admitted by `gate` as it streams.
@@ -498,17 +525,8 @@ impl Summarizer {
         let prompt = &self.prompts.translate_ko_en;
         // Names first: the model spells them better when it has listed them (kept only when the
         // summary contains the Korean side).
-        let answer = self.step(
-            model,
-            &self.prompts.glossary_ko_en,
-            &[("text", &first.text)],
-            grounding,
-            &[Class::Digits],
-            &[],
-            run,
-            &mut |_| ControlFlow::Continue(()),
-        )?;
-        let mut glossary: Vec<GlossaryEntry> = parse_glossary(&answer.text, &first.text)
+        let lists = self.name_list(model, &self.prompts.glossary_ko_en, first, grounding, run)?;
+        let mut glossary: Vec<GlossaryEntry> = parse_glossary(&lists, &first.text)
             .into_iter()
             .map(|e| {
                 if spelling_holds(model, &e) {
@@ -529,23 +547,25 @@ impl Summarizer {
                 .map(|e| (e.source.clone(), e.target.clone()))
                 .chain(ground::english_quantities(&first.text)),
         );
+        let classes = [Class::Digits];
         let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
             self.translate_sentence(
+                model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
+            )
+        };
+        let answers = self
+            .translate_sentences(
                 model,
                 prompt,
                 &listed,
-                sentence,
+                &first.sentences,
                 grounding,
-                &[Class::Digits],
-                bans,
+                &classes,
                 run,
-            )
-        };
-        let mut answers = Vec::new();
-        for sentence in &first.sentences {
-            let answer = ask(sentence, &[], run, model)?;
-            answers.extend(answer.map(|a| (sentence.as_str(), a)));
-        }
+            )?
+            .into_iter()
+            .filter_map(|(sentence, answer)| answer.map(|a| (sentence, a)))
+            .collect();
         let (mut answers, refused) = same_meaning(encoder, answers)?;
         let translation = joined(&answers);
         let mut licensed = grounding.clone();
@@ -618,27 +638,18 @@ impl Summarizer {
         grounding: &Grounding,
         run: &mut Run,
     ) -> Result<(Summary, Vec<GlossaryEntry>)> {
-        let answer = self.step(
-            model,
-            &self.prompts.glossary_en_ko,
-            &[("text", &first.text)],
-            grounding,
-            &[Class::Digits],
-            &[],
-            run,
-            &mut |_| ControlFlow::Continue(()),
-        )?;
+        let lists = self.name_list(model, &self.prompts.glossary_en_ko, first, grounding, run)?;
         // The model knows how famous names are written in English, not how Korean writes them: every
         // Korean spelling must sound like its English name (Thailand = 태국 does not, and the
         // translation copies `Thailand`; 해바라드 for Hawaiian does not either).
-        let glossary: Vec<GlossaryEntry> = parse_korean_names(&answer.text, &first.text)
+        let glossary: Vec<GlossaryEntry> = parse_korean_names(&lists, &first.text)
             .into_iter()
             .filter(korean_spelling_holds)
             .collect();
         // A name with no Korean spelling that sounds like it is listed as the article writes it: the
         // model copies it rather than guessing one (`쿼리웨이드 하비드` for Hawaiian Holdings), and a
         // name in Latin letters is still the article's name.
-        let unspelled = unspelled_names(&answer.text, &first.text, &glossary);
+        let unspelled = unspelled_names(&lists, &first.text, &glossary);
         let listed = listing(
             glossary
                 .iter()
@@ -649,15 +660,23 @@ impl Summarizer {
         let prompt = &self.prompts.translate_en_ko;
         let classes = [Class::Digits, Class::Latin];
         let hangul_only = grounding.without_latin_runs();
+        let firsts = self.translate_sentences(
+            model,
+            prompt,
+            &listed,
+            &first.sentences,
+            grounding,
+            &classes,
+            run,
+        )?;
         let mut answers = Vec::new();
-        for sentence in &first.sentences {
+        for (sentence, mut answer) in firsts {
             let ask =
                 |grounding: &Grounding, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
                     self.translate_sentence(
-                        model, prompt, &listed, sentence, grounding, &classes, bans, run,
+                        model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
                     )
                 };
-            let mut answer = ask(grounding, &[], run, model)?;
             // Names kept in Latin letters (`Federal Reserve는`) can sink a sentence under the Korean
             // script share: then it is asked again with no Latin letters allowed, so the model writes
             // them in Hangul (연준), and the second answer stands if it has a sentence.
@@ -683,7 +702,7 @@ impl Summarizer {
                     |bans, run, model| ask(used, bans, run, model),
                 )?;
             }
-            answers.extend(answer.map(|a| (sentence.as_str(), a)));
+            answers.extend(answer.map(|a| (sentence, a)));
         }
         let (answers, refused) = same_meaning(encoder, answers)?;
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
@@ -746,7 +765,7 @@ impl Summarizer {
     /// of the answer is kept: given a paragraph, or left to go on, the small model drifts, repeats
     /// itself or talks about the task. An answer cut off by the token budget went round in a loop: it
     /// is asked again, banned from where the loop began, up to [`RETRIES`] times, and gives nothing
-    /// if it still runs out.
+    /// if it still runs out. `first` is the first answer when it was already decoded (in a batch).
     #[allow(clippy::too_many_arguments)]
     fn translate_sentence(
         &self,
@@ -758,28 +777,27 @@ impl Summarizer {
         classes: &[Class],
         bans: &[Ban],
         run: &mut Run,
+        mut first: Option<Generation>,
     ) -> Result<Option<Answer>> {
         let mut bans = bans.to_vec();
         let given = bans.len();
         let generation = loop {
-            let mut text = String::new();
-            let generation = self.step(
-                model,
-                prompt,
-                &[("glossary", listed), ("text", sentence)],
-                grounding,
-                classes,
-                &bans,
-                run,
-                &mut |piece| {
-                    text.push_str(piece);
-                    let body = text.trim_start();
-                    match body.contains('\n') || segment::sentences(body).len() > 1 {
-                        true => ControlFlow::Break(()),
-                        false => ControlFlow::Continue(()),
-                    }
-                },
-            )?;
+            let generation = match first.take() {
+                Some(generation) => generation,
+                None => {
+                    let mut text = String::new();
+                    self.step(
+                        model,
+                        prompt,
+                        &[("glossary", listed), ("text", sentence)],
+                        grounding,
+                        classes,
+                        &bans,
+                        run,
+                        &mut |piece| first_sentence(&mut text, piece),
+                    )?
+                }
+            };
             if generation.stop != StopReason::MaxTokens {
                 break generation;
             }
@@ -810,6 +828,113 @@ impl Summarizer {
                 raw: raw.clone(),
             }
         }))
+    }
+
+    /// The first answers for every sentence of `sentences`, decoded together, then each made into
+    /// an answer by [`Self::translate_sentence`] (which asks again, alone, for one that looped).
+    #[allow(clippy::too_many_arguments)]
+    fn translate_sentences<'s>(
+        &self,
+        model: &mut TextModel,
+        prompt: &Prompt,
+        listed: &str,
+        sentences: &'s [String],
+        grounding: &Grounding,
+        classes: &[Class],
+        run: &mut Run,
+    ) -> Result<Vec<(&'s str, Option<Answer>)>> {
+        let values: Vec<Vec<(&str, &str)>> = sentences
+            .iter()
+            .map(|s| vec![("glossary", listed), ("text", s.as_str())])
+            .collect();
+        let firsts = self.step_batch(
+            model,
+            prompt,
+            &values,
+            grounding,
+            classes,
+            run,
+            first_sentence,
+        )?;
+        sentences
+            .iter()
+            .zip(firsts)
+            .map(|(sentence, first)| {
+                let answer = self.translate_sentence(
+                    model,
+                    prompt,
+                    listed,
+                    sentence,
+                    grounding,
+                    classes,
+                    &[],
+                    run,
+                    Some(first),
+                )?;
+                Ok((sentence.as_str(), answer))
+            })
+            .collect()
+    }
+
+    /// The names the model lists (`prompt`, one `a = b` per line) for `summary`.
+    fn name_list(
+        &self,
+        model: &mut TextModel,
+        prompt: &Prompt,
+        summary: &Summary,
+        grounding: &Grounding,
+        run: &mut Run,
+    ) -> Result<String> {
+        let answer = self.step(
+            model,
+            prompt,
+            &[("text", &summary.text)],
+            grounding,
+            &[Class::Digits],
+            &[],
+            run,
+            &mut |_| ControlFlow::Continue(()),
+        )?;
+        Ok(answer.text)
+    }
+}
+
+/// Decoding options for a step with `prompt`.
+fn step_options(prompt: &Prompt) -> GenerateOptions {
+    GenerateOptions {
+        max_new_tokens: prompt.max_new_tokens,
+        // Steps whose prompts open alike (the same instructions and worked example) run that
+        // opening once per document.
+        reuse_cache: true,
+        ..GenerateOptions::default()
+    }
+}
+
+/// Adds a step's generation (from a prompt of `prompt_tokens`) to `run`, and shows it with
+/// `SIFT_DEBUG`.
+fn report(prompt_tokens: usize, generation: &Generation, run: &mut Run) {
+    if std::env::var_os("SIFT_DEBUG").is_some() {
+        eprintln!(
+            "sift: [debug] {} prompt tokens, {} generated ({} guessed ahead) in {:.1}+{:.1}s: {:?}",
+            prompt_tokens,
+            generation.tokens.len(),
+            generation.confirmed_guesses,
+            generation.prefill_s,
+            generation.decode_s,
+            generation.text
+        );
+    }
+    run.add(generation);
+}
+
+/// A translation's stream, collected in `text`: it ends once the answer holds a line break or a
+/// second sentence (only the first sentence is kept).
+fn first_sentence(text: &mut String, piece: &str) -> ControlFlow<()> {
+    text.push_str(piece);
+    let body = text.trim_start();
+    match body.contains('\n') || segment::sentences(body).len() > 1 {
+        true => ControlFlow::Break(()),
+        false => ControlFlow::Continue(()),
     }
 }
 
