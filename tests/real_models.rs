@@ -1,5 +1,6 @@
 //! What only the real weights can show: the GGUF tokenizer matches Qwen's, the imported e5 encoder
-//! understands Korean and English, and the real chat model ends its turn cleanly.
+//! understands Korean and English, the real chat model ends its turn cleanly, and its fast paths
+//! (sift's forward, guessing ahead, several sequences decoded together) keep its tokens.
 
 mod common;
 
@@ -347,4 +348,72 @@ fn native_forward_and_guessing_ahead_match_candles_reference_on_a_real_prompt() 
         "32 tokens: reference {:.2}s, native {:.2}s, guessing ahead {:.2}s ({} confirmed)",
         want.decode_s, got.decode_s, fast.decode_s, fast.confirmed_guesses
     );
+}
+
+#[test]
+fn sentences_decoded_together_get_the_tokens_each_gets_alone() {
+    use sift::generate::Request;
+    let mut model = common::summarizer().lock().unwrap();
+    let sentences = [
+        "이재용 삼성전자 회장은 미국 출장 중 마크 저커버그 메타 CEO 자택에 초대받았다.",
+        "이 회장은 아마존, 퀄컴 등 글로벌 빅테크 CEO들과 연쇄 회동했다.",
+        "삼성전자는 이달 말 글로벌 전략회의를 연다.",
+    ];
+    let prompts: Vec<Vec<u32>> = sentences
+        .iter()
+        .map(|s| {
+            model
+                .chat_prompt(&[
+                    Message::new(ChatRole::System, "You translate Korean news into English."),
+                    Message::new(ChatRole::User, format!("Translate:\n{s}")),
+                ])
+                .unwrap()
+        })
+        .collect();
+    let opts = GenerateOptions {
+        max_new_tokens: 24,
+        lookahead: 0,
+        reuse_cache: true,
+        ..GenerateOptions::default()
+    };
+    let alone: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            model.forget();
+            model
+                .generate(p, &opts, &mut |_| ControlFlow::Continue(()))
+                .unwrap()
+        })
+        .collect();
+    model.forget();
+    let mut callbacks: Vec<_> = prompts
+        .iter()
+        .map(|_| |_: &str| ControlFlow::Continue(()))
+        .collect();
+    let requests = prompts
+        .iter()
+        .zip(&mut callbacks)
+        .map(|(prompt, on_text)| Request {
+            prompt: prompt.clone(),
+            filter: None,
+            on_text,
+        })
+        .collect();
+    let together = model.generate_batch(requests, &opts).unwrap();
+    for ((a, b), s) in alone.iter().zip(&together).zip(sentences) {
+        // The rows of a batch go through the same products as one row alone, row by row.
+        assert_eq!(a.tokens, b.tokens, "{s}: {:?} against {:?}", a.text, b.text);
+        assert!(!b.text.trim().is_empty());
+    }
+    // The second and third prompts share the first's opening: only their own part was run.
+    for (i, prompt) in prompts.iter().enumerate().skip(1) {
+        let shared = prompt
+            .iter()
+            .zip(&prompts[0])
+            .take_while(|(a, b)| a == b)
+            .count();
+        assert!(shared > 10);
+        assert_eq!(together[i].prompt_tokens, prompt.len() - shared);
+    }
+    model.forget();
 }

@@ -114,21 +114,33 @@ impl Default for GenerateOptions {
 const LOOKUP_MATCH: usize = 3;
 
 /// Up to `k` tokens that followed the latest occurrence, before the end, of `context`'s last
-/// [`LOOKUP_MATCH`] tokens.
+/// [`LOOKUP_MATCH`] tokens; failing that, what followed the last token when it occurs exactly once
+/// before (a name's first piece, copied after a line break the text never put before it: a list
+/// of names `이재용 = Lee Jae-yong` starts each name where the prompt has none of them).
 fn lookup_draft(context: &[u32], k: usize) -> Vec<u32> {
-    let n = LOOKUP_MATCH;
-    if k == 0 || context.len() <= n {
+    if k == 0 || context.is_empty() {
         return Vec::new();
     }
-    let tail = &context[context.len() - n..];
-    (0..context.len() - n)
-        .rev()
-        .find(|&i| &context[i..i + n] == tail)
-        .map(|i| {
-            let from = i + n;
-            context[from..(from + k).min(context.len())].to_vec()
-        })
-        .unwrap_or_default()
+    let follow = |from: usize| context[from..(from + k).min(context.len())].to_vec();
+    let n = LOOKUP_MATCH;
+    if context.len() > n {
+        let tail = &context[context.len() - n..];
+        if let Some(i) = (0..context.len() - n)
+            .rev()
+            .find(|&i| &context[i..i + n] == tail)
+        {
+            return follow(i + n);
+        }
+    }
+    let last = context[context.len() - 1];
+    let mut seen = context[..context.len() - 1]
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t == last);
+    match (seen.next(), seen.next()) {
+        (Some((i, _)), None) => follow(i + 1),
+        _ => Vec::new(),
+    }
 }
 
 /// Narrows the choice of the next token: called before every choice with the text generated so far
@@ -664,5 +676,26 @@ impl TextStream {
         let piece = text[self.emitted..].to_string();
         self.emitted = text.len();
         Ok(Some(piece))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guesses_follow_the_latest_run_of_three_or_a_token_seen_once() {
+        // The last three tokens (7 8 9) were seen before: what followed them the latest time.
+        assert_eq!(
+            lookup_draft(&[7, 8, 9, 1, 7, 8, 9, 2, 3, 7, 8, 9], 2),
+            vec![2, 3]
+        );
+        // No run of three, but the last token (5) occurs once before: what followed it.
+        assert_eq!(lookup_draft(&[1, 5, 6, 7, 2, 5], 4), vec![6, 7, 2, 5]);
+        // A token seen twice before says nothing about which copy goes on.
+        assert_eq!(lookup_draft(&[1, 5, 6, 5, 7, 5], 4), Vec::<u32>::new());
+        // A token never seen before, or guessing off.
+        assert_eq!(lookup_draft(&[1, 2, 3, 4], 4), Vec::<u32>::new());
+        assert_eq!(lookup_draft(&[1, 5, 6, 5], 0), Vec::<u32>::new());
     }
 }

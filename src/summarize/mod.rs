@@ -540,6 +540,7 @@ impl Summarizer {
                 }
             })
             .collect();
+        glossary.extend(mended_entries(&lists, &first.text, &glossary));
         // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
         let listed = listing(
             glossary
@@ -1073,6 +1074,60 @@ fn parse_glossary(text: &str, source: &str) -> Vec<GlossaryEntry> {
         });
     }
     out
+}
+
+/// Lines `한국어 = English` whose Korean side the model mis-copied by one syllable (퀵컴 for the
+/// summary's 퀄컴), as entries for the word the summary writes, when that word (the opening of a
+/// word of the summary, as long as the copy) is the only one that close and the English name
+/// sounds like it (the model spells famous names right
+/// while it garbles their Hangul). Entries of `known` stay as they are.
+fn mended_entries(text: &str, source: &str, known: &[GlossaryEntry]) -> Vec<GlossaryEntry> {
+    let words: Vec<&str> = source
+        .split(|c: char| !ground::is_hangul(c))
+        .filter(|w| w.chars().count() >= 2)
+        .collect();
+    let mut out: Vec<GlossaryEntry> = Vec::new();
+    for (korean, english) in pairs(text) {
+        if source.contains(&korean) || !korean.chars().all(ground::is_hangul) {
+            continue;
+        }
+        // The same number of syllables from the start of a word (a particle may follow the name).
+        let len = korean.chars().count();
+        let one_off = |w: &&str| {
+            w.chars().count() == len
+                && w.chars()
+                    .zip(korean.chars())
+                    .filter(|(a, b)| a != b)
+                    .count()
+                    == 1
+        };
+        let mut near: Vec<&str> = words
+            .iter()
+            .map(|w| opening(w, len))
+            .filter(one_off)
+            .collect();
+        near.sort_unstable();
+        near.dedup();
+        let [word] = near[..] else { continue };
+        let listed = |e: &GlossaryEntry| e.source == word;
+        if romanize::sounds_alike(word, &english)
+            && !known.iter().any(listed)
+            && !out.iter().any(listed)
+        {
+            out.push(GlossaryEntry {
+                source: word.to_string(),
+                target: english,
+            });
+        }
+    }
+    out
+}
+
+/// The first `chars` characters of `word` (all of it when shorter).
+fn opening(word: &str, chars: usize) -> &str {
+    word.char_indices()
+        .nth(chars)
+        .map_or(word, |(end, _)| &word[..end])
 }
 
 /// Lines `English = 한국어` whose English side `source` (the English text being translated) contains,
@@ -1680,6 +1735,20 @@ mod tests {
             pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
+    }
+
+    #[test]
+    fn a_name_miscopied_by_one_syllable_is_mended_when_it_sounds_right() {
+        let summary = "이 회장은 아마존, 퀄컴과 만났다. 삼성전자는 회의를 연다.";
+        let known = parse_glossary("아마존 = Amazon", summary);
+        let mended = mended_entries(
+            "퀵컴 = Qualcomm\n아마존 = Amazon\n산성전자 = Samsung Electronics\n퀀컴 = Quanta\n회담 = talks",
+            summary,
+            &known,
+        );
+        // 퀵컴 is one syllable from 퀄컴(과) and Qualcomm sounds like it; 아마존 was copied right; 산성전자
+        // is two syllables off; Quanta does not sound like 퀄컴; 회담 is one off 회의 and 회장 alike.
+        assert_eq!(pairs_of(&mended), vec![("퀄컴", "Qualcomm")]);
     }
 
     #[test]
