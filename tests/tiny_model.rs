@@ -522,3 +522,35 @@ fn a_batch_gives_each_prompt_what_it_gets_alone() {
     assert!(next.prompt_tokens < follow.len() - prompts[0].len());
     assert_eq!(next.tokens, fresh.tokens);
 }
+
+#[test]
+fn a_parked_cache_serves_a_later_prompt_that_opens_like_it() {
+    let (mut model, _dir) = load(14, None);
+    let listed = model.encode("the hat the cat sat on the mat").unwrap();
+    let other = model.encode("zebra zebra hat").unwrap();
+    let mut later = listed[..5].to_vec();
+    later.extend(model.encode(" and the zebra ran").unwrap());
+    let reuse = GenerateOptions {
+        reuse_cache: true,
+        lookahead: 0,
+        ..budget(6)
+    };
+    let fresh = run(&mut load(14, None).0, &later, &reuse);
+    run(&mut model, &listed, &reuse);
+    assert!(model.park().unwrap());
+    // Something else runs in between, then the prompt that opens like the parked one.
+    run(&mut model, &other, &reuse);
+    let served = run(&mut model, &later, &reuse);
+    let shared = listed
+        .iter()
+        .zip(&later)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared >= 5);
+    assert_eq!(served.prompt_tokens, later.len() - shared);
+    assert_eq!(served.tokens, fresh.tokens);
+    // `forget` drops what was parked: everything is run again.
+    model.forget();
+    run(&mut model, &other, &reuse);
+    assert_eq!(run(&mut model, &later, &reuse).prompt_tokens, later.len());
+}

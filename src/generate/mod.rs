@@ -189,7 +189,14 @@ pub struct TextModel {
     /// The tokens whose keys and values the cache holds, in order, when the model can cut its cache
     /// back; a prompt that starts with some of them is prefilled from where they end.
     cached: Vec<u32>,
+    /// Earlier caches kept aside ([`Self::park`]): the sequence holding each and its tokens.
+    parked: Vec<(usize, Vec<u32>)>,
 }
+
+/// Sequences from this one on hold parked caches; a batch uses those below it.
+const PARKED_FROM: usize = 16;
+/// How many caches are kept aside at most (the oldest goes first).
+const PARKED_MAX: usize = 2;
 
 impl TextModel {
     pub fn new(
@@ -207,14 +214,35 @@ impl TextModel {
             chat,
             device,
             cached: Vec::new(),
+            parked: Vec::new(),
         }
     }
 
     /// Empties the KV cache, so the next prompt is prefilled whole even with
     /// [`GenerateOptions::reuse_cache`]. Callers that reuse the cache do this before each document.
     pub fn forget(&mut self) {
+        let _ = self.lm.select(0);
         self.lm.reset();
         self.cached.clear();
+        self.parked.clear();
+    }
+
+    /// Keeps what the cache holds now aside, so that a later prompt that opens like it (with
+    /// [`GenerateOptions::reuse_cache`]) runs only what follows that opening, whatever ran in
+    /// between. At most [`PARKED_MAX`] are kept (the oldest goes); [`Self::forget`] drops them.
+    /// Returns `false` when the model holds one sequence only (nothing is kept).
+    pub fn park(&mut self) -> Result<bool> {
+        if !self.lm.batches() || self.cached.is_empty() {
+            return Ok(false);
+        }
+        let slot = match self.parked.len() {
+            n if n < PARKED_MAX => PARKED_FROM + n,
+            _ => self.parked.remove(0).0,
+        };
+        self.lm.select(0)?;
+        self.lm.fork(slot, self.cached.len())?;
+        self.parked.push((slot, self.cached.clone()));
+        Ok(true)
     }
 
     /// Limits what the model can write to the tokens whose text passes `keep` (special tokens are
@@ -402,6 +430,16 @@ impl TextModel {
         if requests.iter().any(|r| r.prompt.is_empty()) {
             return Err(Error::Input("cannot generate from an empty prompt".into()));
         }
+        if requests.len() > PARKED_FROM {
+            let mut requests = requests;
+            let mut out = Vec::new();
+            while !requests.is_empty() {
+                let rest = requests.split_off(PARKED_FROM.min(requests.len()));
+                out.extend(self.generate_batch(requests, opts)?);
+                requests = rest;
+            }
+            return Ok(out);
+        }
         if requests.len() < 2 || !self.lm.batches() {
             let single = GenerateOptions {
                 lookahead: 0,
@@ -486,13 +524,24 @@ impl TextModel {
     /// tokens the cache already held (`reuse`: the part that opened the previous prompt too; at
     /// least the last token is run, for the logits after it).
     fn prefill(&mut self, prompt: &[u32], reuse: bool) -> Result<(Tensor, usize)> {
-        let shared = match reuse {
+        let mut shared = match reuse {
             true => common_prefix(&self.cached, prompt),
             false => 0,
         }
         .min(prompt.len() - 1);
         // Whatever happens below, the cache is cut back before it is trusted again.
         self.cached.clear();
+        // A parked cache that shares more of the prompt is copied in first.
+        let parked = self
+            .parked
+            .iter()
+            .map(|(slot, tokens)| (*slot, common_prefix(tokens, prompt).min(prompt.len() - 1)))
+            .max_by_key(|&(_, len)| len);
+        if let Some((slot, len)) = parked.filter(|&(_, len)| reuse && len > shared) {
+            self.lm.select(slot)?;
+            self.lm.fork(0, len)?;
+            shared = len;
+        }
         self.lm.select(0)?;
         let from = if shared > 0 && self.lm.truncate(shared).is_ok() {
             shared

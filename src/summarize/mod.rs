@@ -526,6 +526,8 @@ impl Summarizer {
         // Names first: the model spells them better when it has listed them (kept only when the
         // summary contains the Korean side).
         let lists = self.name_list(model, &self.prompts.glossary_ko_en, first, grounding, run)?;
+        // The name list's prompt opens as the one matching names back does (after the translations).
+        model.park()?;
         let mut glossary: Vec<GlossaryEntry> = parse_glossary(&lists, &first.text)
             .into_iter()
             .map(|e| {
