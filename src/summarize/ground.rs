@@ -615,14 +615,14 @@ impl Number {
             ("million", 6),
             ("thousand", 3),
         ] {
-            if lower.starts_with(word) {
+            if let Some(rest) = lower.strip_prefix(word) {
                 // `만` must not be the start of a word such as 만났다, nor 천 of 천안.
-                let next = lower[word.len()..].chars().next();
-                if (exp == 4 || exp == 3) && word.len() == 3 {
-                    if next.is_some_and(|c| is_hangul(c) && !"원명개달여건톤대".contains(c))
-                    {
-                        return None;
-                    }
+                let next = rest.chars().next();
+                if (exp == 4 || exp == 3)
+                    && word.len() == 3
+                    && next.is_some_and(|c| is_hangul(c) && !"원명개달여건톤대".contains(c))
+                {
+                    return None;
                 }
                 if word.is_ascii() && next.is_some_and(|c| c.is_alphabetic()) {
                     return None;
@@ -835,7 +835,7 @@ fn korean_groups(v: u64) -> Vec<String> {
             continue;
         }
         out.push(group_thousands(group));
-        if group % 1000 == 0 {
+        if group.is_multiple_of(1000) {
             out.push((group / 1000).to_string());
         }
     }
@@ -847,7 +847,7 @@ fn group_thousands(v: u64) -> String {
     let digits = v.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
