@@ -430,9 +430,7 @@ impl Summarizer {
     }
 
     /// [`Self::step`] for several renderings of one prompt (`values`, no bans), decoded together
-    /// ([`TextModel::generate_batch`]); each answer's text goes to `until` as it streams, which
-    /// may end that answer.
-    #[allow(clippy::too_many_arguments)]
+    /// ([`TextModel::generate_batch`]); each answer ends with its first sentence.
     fn step_batch(
         &self,
         model: &mut TextModel,
@@ -441,7 +439,6 @@ impl Summarizer {
         grounding: &Grounding,
         classes: &[Class],
         run: &mut Run,
-        until: fn(&mut String, &str) -> ControlFlow<()>,
     ) -> Result<Vec<Generation>> {
         let prompts = values
             .iter()
@@ -454,7 +451,7 @@ impl Summarizer {
         let mut texts = vec![String::new(); values.len()];
         let mut callbacks: Vec<_> = texts
             .iter_mut()
-            .map(|text| move |piece: &str| until(text, piece))
+            .map(|text| move |piece: &str| first_sentence(text, piece))
             .collect();
         let requests = prompts
             .iter()
@@ -850,15 +847,7 @@ impl Summarizer {
             .iter()
             .map(|s| vec![("glossary", listed), ("text", s.as_str())])
             .collect();
-        let firsts = self.step_batch(
-            model,
-            prompt,
-            &values,
-            grounding,
-            classes,
-            run,
-            first_sentence,
-        )?;
+        let firsts = self.step_batch(model, prompt, &values, grounding, classes, run)?;
         sentences
             .iter()
             .zip(firsts)
