@@ -5,6 +5,11 @@
 //! chosen one at a time (greedy by default, or seeded sampling) until a stop token of the model's, the
 //! token budget, or the caller's callback ends it. Text is streamed to the callback as soon as it
 //! decodes to whole characters (byte-level BPE splits Hangul across tokens).
+//!
+//! Several prompts can be decoded together ([`TextModel::generate_batch`]): one token of each per
+//! pass, each sequence in a cache of its own, because a decoding step is bound by reading the weights
+//! and the rows of a pass share that read. A cache can also be kept aside ([`TextModel::park`]) for a
+//! later prompt that opens like it, whatever runs in between.
 
 pub mod attention;
 pub mod chat;
@@ -220,7 +225,7 @@ impl TextModel {
 
     /// Keeps what the cache holds now aside, so that a later prompt that opens like it (with
     /// [`GenerateOptions::reuse_cache`]) runs only what follows that opening, whatever ran in
-    /// between. At most [`PARKED_MAX`] are kept (the oldest goes); [`Self::forget`] drops them.
+    /// between. At most two are kept (the oldest goes); [`Self::forget`] drops them.
     /// Returns `false` when the model holds one sequence only (nothing is kept).
     pub fn park(&mut self) -> Result<bool> {
         if !self.lm.batches() || self.cached.is_empty() {

@@ -8,7 +8,9 @@
 //! grouped-query attention; `tests/tiny_model.rs` and `tests/real_models.rs` hold it to candle's path.
 //! On the CPU the cache is plain slices and attention (with the rotary embedding) runs in
 //! [`super::attention`], one pass over the cached keys and values per token; elsewhere it is
-//! candle's tensor ops on a tensor cache.
+//! candle's tensor ops on a tensor cache. On the CPU the model holds several sequences, each with its
+//! own cache ([`CausalLm::fork`], [`CausalLm::select`]), and runs one token of each in one pass
+//! ([`CausalLm::forward_batch`]): the products are shared, and each row attends to its own cache.
 
 use std::io::{Read, Seek};
 
