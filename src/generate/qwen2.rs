@@ -270,8 +270,7 @@ impl Layer {
         let (b, n, hidden) = x.dims3()?;
         let (q, k, v) = self.qkv(x)?;
         if let Cache::Cpu(cache) = &mut self.caches[seq] {
-            let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
-            let (mut q, mut k, v) = (flat(q)?, flat(k)?, flat(v)?);
+            let (mut q, mut k, v) = plain(q, k, v)?;
             let mut y = vec![0f32; n * hidden];
             let shape = (heads, kv_heads, head_dim);
             attend_cpu(
@@ -349,8 +348,7 @@ impl Layer {
     ) -> Result<Tensor> {
         let (b, n, hidden) = x.dims3()?;
         let (q, k, v) = self.qkv(x)?;
-        let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
-        let (mut q, mut k, v) = (flat(q)?, flat(k)?, flat(v)?);
+        let (mut q, mut k, v) = plain(q, k, v)?;
         let (qd, kd) = (heads * head_dim, kv_heads * head_dim);
         let mut y = vec![0f32; n * hidden];
         for (i, (&seq, &pos)) in seqs.iter().zip(positions).enumerate() {
@@ -586,6 +584,12 @@ impl CausalLm for Qwen2 {
         let h = self.hidden_rows(tokens, seqs)?;
         self.logits(&h)
     }
+}
+
+/// Projections as plain row-major values, for the CPU attention.
+fn plain(q: Tensor, k: Tensor, v: Tensor) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
+    Ok((flat(q)?, flat(k)?, flat(v)?))
 }
 
 /// Rotates the queries `q` and keys `k` (`[n][heads][dim]`, row `i` at position `pos + i`), stores

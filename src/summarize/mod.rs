@@ -453,19 +453,20 @@ impl Summarizer {
             .iter_mut()
             .map(|text| move |piece: &str| first_sentence(text, piece))
             .collect();
+        let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
         let requests = prompts
-            .iter()
+            .into_iter()
             .zip(&mut filters)
             .zip(&mut callbacks)
             .map(|((prompt, filter), on_text)| Request {
-                prompt: prompt.clone(),
+                prompt,
                 filter: Some(filter),
                 on_text,
             })
             .collect();
         let generations = model.generate_batch(requests, &step_options(prompt))?;
-        for (tokens, generation) in prompts.iter().zip(&generations) {
-            report(tokens.len(), generation, run);
+        for (length, generation) in lengths.into_iter().zip(&generations) {
+            report(length, generation, run);
         }
         Ok(generations)
     }
