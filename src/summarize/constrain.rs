@@ -7,6 +7,9 @@
 //! `1500`) only a continuation may follow. Digit runs are the groups between separators, so `1,500`,
 //! `1500` and `3.5` are all copyable from an article that writes them.
 //!
+//! An English translation writes no Hangul at all ([`Class::Hangul`]): left free, the model keeps a
+//! Korean phrase as it stands (`phrases like '비아그라 정품'`) and the sentence fails its script check.
+//!
 //! A translation refused after the fact at one word (`20XX`, a name the article lacks) is asked for
 //! again with that spot banned ([`Ban`]), so the second answer must take another path there.
 
@@ -15,11 +18,13 @@ use tokenizers::Tokenizer;
 use super::ground::Grounding;
 use crate::generate::TokenFilter;
 
-/// A kind of run that must be copied from the article.
+/// A kind of run that must be copied from the article, or never written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     Digits,
     Latin,
+    /// Hangul, which English text never writes: a Korean phrase must be translated.
+    Hangul,
 }
 
 impl Class {
@@ -27,6 +32,7 @@ impl Class {
         match self {
             Class::Digits => c.is_ascii_digit(),
             Class::Latin => c.is_ascii_alphabetic(),
+            Class::Hangul => super::ground::is_hangul(c),
         }
     }
 }
@@ -37,6 +43,8 @@ impl Class {
 pub struct ClassTokens {
     digits: Vec<(u32, String)>,
     latin: Vec<(u32, String)>,
+    /// Tokens that write Hangul or the first byte of a Hangul syllable.
+    hangul: Vec<(u32, String)>,
     /// The bytes each token writes, indexed by token id; empty for special tokens.
     all: Vec<Vec<u8>>,
     /// The most bytes one token writes.
@@ -63,9 +71,12 @@ impl ClassTokens {
                 true => tokenizer
                     .id_to_token(id)
                     .and_then(|t| byte_level_bytes(&t))
-                    .unwrap_or_else(|| text.into_bytes()),
-                false => text.into_bytes(),
+                    .unwrap_or_else(|| text.clone().into_bytes()),
+                false => text.clone().into_bytes(),
             };
+            if writes_hangul(&text, &bytes) {
+                out.hangul.push((id, text));
+            }
             out.longest = out.longest.max(bytes.len());
             out.all.push(bytes);
         }
@@ -84,6 +95,7 @@ impl ClassTokens {
         match class {
             Class::Digits => &self.digits,
             Class::Latin => &self.latin,
+            Class::Hangul => &self.hangul,
         }
     }
 
@@ -102,9 +114,19 @@ impl ClassTokens {
             if s.chars().any(|c| Class::Latin.has(c)) {
                 out.latin.push((i, s.to_string()));
             }
+            if writes_hangul(s, s.as_bytes()) {
+                out.hangul.push((i, s.to_string()));
+            }
         }
         out
     }
+}
+
+/// Whether a token (its text, and the bytes it stands for) writes Hangul: a whole syllable, or the
+/// lead byte of one (byte-level BPE splits syllables, U+AC00..U+D7A3, whose lead bytes are EA..ED;
+/// nothing else a summary may write starts with those bytes).
+fn writes_hangul(text: &str, bytes: &[u8]) -> bool {
+    text.chars().any(|c| Class::Hangul.has(c)) || bytes.iter().any(|b| (0xEA..=0xED).contains(b))
 }
 
 /// The bytes a byte-level BPE token stands for, from its spelling in GPT-2's byte alphabet (printable
@@ -240,7 +262,7 @@ impl<'a> CopyFilter<'a> {
                 tokens
                     .of(class)
                     .iter()
-                    .filter(|(_, text)| !filter.allows(class, "", text))
+                    .filter(|(_, text)| class == Class::Hangul || !filter.allows(class, "", text))
                     .map(|&(id, _)| id as usize)
                     .collect()
             })
@@ -352,6 +374,32 @@ mod tests {
         assert!(after150.contains(&0) && after150.contains(&10) && !after150.contains(&1));
         // "50" is a prefix of 500 but not a run: only digits may follow, and only 0.
         assert_eq!(allowed(&mut f, "금리는 50", 13), vec![0]);
+    }
+
+    #[test]
+    fn english_text_writes_no_hangul_not_even_a_syllables_first_bytes() {
+        let g = Grounding::new("식약처는 ‘비아그라 정품’ 광고 1,428건을 적발했다.");
+        let mut tokens = ClassTokens::from_pairs(&[
+            (0, " genuine"),
+            (1, " 정품"),
+            (2, "’"),
+            (3, "Viagra"),
+            (4, "㎍"),
+        ]);
+        // Token 5 holds the first two bytes of 정 (EC A0), token 6 the last byte of ㎍'s three.
+        let (lead, tail) = ("정".as_bytes()[..2].to_vec(), "㎍".as_bytes()[2..].to_vec());
+        tokens.all.extend([lead.clone(), tail.clone()]);
+        tokens.hangul.extend(
+            [(5, lead), (6, tail)]
+                .into_iter()
+                .filter(|(_, b)| writes_hangul(&String::from_utf8_lossy(b), b))
+                .map(|(i, b)| (i, String::from_utf8_lossy(&b).into_owned())),
+        );
+        let mut f = CopyFilter::new(&g, &tokens, &[Class::Hangul]);
+        assert_eq!(allowed(&mut f, "They advertised ‘", 7), vec![0, 2, 3, 4, 6]);
+        // Korean text keeps them all.
+        let mut f = CopyFilter::new(&g, &tokens, &[Class::Digits]);
+        assert_eq!(allowed(&mut f, "이들은 ‘", 7), vec![0, 1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

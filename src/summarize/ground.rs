@@ -19,6 +19,8 @@ use super::Lang;
 pub enum Violation {
     /// A number the article does not write.
     Number(String),
+    /// A percentage the article does not write (its `14` is a count of months, not `14%`).
+    Percent(String),
     /// A month or weekday the article does not name.
     Date(String),
     /// A Latin-script name that is neither in the article nor in the verified glossary.
@@ -41,6 +43,7 @@ impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Violation::Number(n) => write!(f, "number {n} is not in the article"),
+            Violation::Percent(n) => write!(f, "percentage {n}% is not in the article"),
             Violation::Date(d) => write!(f, "date word {d} is not in the article"),
             Violation::Name(n) => write!(f, "name {n} is not in the article"),
             Violation::Word(w) => write!(f, "word {w} is not in the article"),
@@ -89,6 +92,10 @@ impl Violation {
                 .find(|n| &n.digits == digits)
                 .map(|n| n.end - n.raw.len())
                 .or_else(|| sentence.find(|c: char| c.is_numeric() && !c.is_ascii_digit())),
+            Violation::Percent(digits) => numbers_in(sentence)
+                .into_iter()
+                .find(|n| &n.digits == digits && is_percent(&sentence[n.end..]))
+                .map(|n| n.end - n.raw.len()),
             Violation::Date(d) => match d.strip_suffix('월') {
                 Some(raw) => sentence.find(d.as_str()).or_else(|| sentence.find(raw)),
                 None => word(d).or_else(|| sentence.find(d.as_str())),
@@ -256,6 +263,8 @@ const HEADINGS: &[&str] = &[
 pub struct Grounding {
     /// Normalised numbers the article writes, with their unit conversions (`1500`, `3.5`, `150`).
     numbers: HashSet<String>,
+    /// Those of `numbers` the article writes as percentages (`21.2%`, `3 percent`).
+    percents: HashSet<String>,
     /// The digit runs of `numbers` (the pieces between separators), for the decoding mask.
     digit_runs: RunSet,
     /// Lower-cased Latin-script words of the article and of the glossary's names.
@@ -282,6 +291,9 @@ impl Grounding {
         };
         let numbers = numbers_in(article);
         for n in &numbers {
+            if is_percent(&article[n.end..]) {
+                g.percents.insert(n.digits.clone());
+            }
             g.add_number(&n.digits);
             g.digit_runs.add_all(&n.raw, Class::Digits);
             for alt in conversions(&n.digits, n.scale_after(article)) {
@@ -364,18 +376,21 @@ impl Grounding {
 
     /// Whether `run` (of `class`) can still grow into a run the article writes.
     pub fn is_prefix(&self, class: Class, run: &str) -> bool {
-        self.runs_of(class).prefixes.contains(run)
+        self.runs_of(class)
+            .is_some_and(|r| r.prefixes.contains(run))
     }
 
     /// Whether `run` (of `class`) is a whole run the article writes.
     pub fn is_whole(&self, class: Class, run: &str) -> bool {
-        self.runs_of(class).whole.contains(run)
+        self.runs_of(class).is_some_and(|r| r.whole.contains(run))
     }
 
-    fn runs_of(&self, class: Class) -> &RunSet {
+    /// The runs of `class` that may be copied; none of [`Class::Hangul`], which is never written.
+    fn runs_of(&self, class: Class) -> Option<&RunSet> {
         match class {
-            Class::Digits => &self.digit_runs,
-            Class::Latin => &self.letter_runs,
+            Class::Digits => Some(&self.digit_runs),
+            Class::Latin => Some(&self.letter_runs),
+            Class::Hangul => None,
         }
     }
 
@@ -434,6 +449,8 @@ impl Grounding {
                 }
             } else if !self.numbers.contains(&n.digits) {
                 return Err(Violation::Number(n.digits));
+            } else if is_percent(&bare[n.end..]) && !self.percents.contains(&n.digits) {
+                return Err(Violation::Percent(n.digits));
             }
         }
         let lower = bare.to_lowercase();
@@ -534,9 +551,11 @@ impl Grounding {
         let mut held: Vec<&str> = Vec::new();
         for token in text.split_whitespace() {
             let word = token.trim_matches(|c: char| !c.is_alphanumeric());
-            let word = word.strip_suffix("'s").unwrap_or(word);
+            let owner = word.strip_suffix("'s").or_else(|| word.strip_suffix("’s"));
+            let word = owner.unwrap_or(word);
             let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-            let ends = token.ends_with(|c: char| !c.is_alphanumeric());
+            // A possessive ends the name too: `Kim Sang-man's Netflix film` names two.
+            let ends = token.ends_with(|c: char| !c.is_alphanumeric()) || owner.is_some();
             if capital && !FUNCTION_WORDS.contains(&word.to_lowercase().as_str()) {
                 phrase.append(&mut held);
                 phrase.push(word);
@@ -635,6 +654,14 @@ impl Number {
 }
 
 /// Numbers in `text`: `1,500` → `1500`, `3.5` → `3.5`, `2026` → `2026`.
+/// Whether the text right after a number makes it a percentage (`%`, `퍼센트`, `percent`).
+fn is_percent(after: &str) -> bool {
+    let after = after.trim_start();
+    ["%", "％", "퍼센트", "percent", "per cent"]
+        .iter()
+        .any(|p| after.starts_with(p))
+}
+
 fn numbers_in(text: &str) -> Vec<Number> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
@@ -1164,6 +1191,28 @@ mod tests {
     }
 
     #[test]
+    fn a_percentage_must_be_one_the_article_writes() {
+        let g = Grounding::new(
+            "수출은 14개월 연속 늘어 21.2% 증가했고, 판매는 34.0% 늘었다. Rates rose 3 percent.",
+        );
+        let en = |s| g.check(s, Lang::En, false, &[]);
+        assert_eq!(en("Rates rose 21.2% over 14 months."), Ok(()));
+        assert_eq!(en("Rates rose 3% and sales 34.0 percent."), Ok(()));
+        assert_eq!(
+            en("Rates grew by 14%."),
+            Err(Violation::Percent("14".into()))
+        );
+        let refusal = Violation::Percent("14".into());
+        assert_eq!(refusal.at("In 14 months exports grew 14 %."), Some(26));
+        let ko = |s| g.check(s, Lang::Ko, false, &[]);
+        assert_eq!(ko("판매가 3퍼센트 늘었다."), Ok(()));
+        assert_eq!(
+            ko("판매가 14 퍼센트 늘었다."),
+            Err(Violation::Percent("14".into()))
+        );
+    }
+
+    #[test]
     fn korean_compound_quantities_and_their_english_renderings() {
         let g = Grounding::new(
             "이용객은 4만2천여 명, 예산은 13조2천억 원, 출생아는 2만1,041명이다. 과태료는 10만 원. 둘은 만났다.",
@@ -1280,6 +1329,10 @@ mod tests {
         assert_eq!(
             g.ungrounded_names("The CEO Mark Zuckerberg's firm, Meta, met Qualcomm and James Lee."),
             vec!["Mark Zuckerberg", "James Lee"]
+        );
+        assert_eq!(
+            g.ungrounded_names("Director Kim Sang-man's Netflix film was picked."),
+            vec!["Director Kim Sang-man", "Netflix"]
         );
     }
 

@@ -488,7 +488,7 @@ impl Summarizer {
         let classes: &[Class] = if gate.lang == Lang::Ko {
             &[Class::Digits, Class::Latin]
         } else {
-            &[Class::Digits]
+            &[Class::Digits, Class::Hangul]
         };
         let generation = self.step(
             model,
@@ -548,7 +548,11 @@ impl Summarizer {
                 .map(|e| (e.source.clone(), e.target.clone()))
                 .chain(ground::english_quantities(&first.text)),
         );
-        let classes = [Class::Digits];
+        if std::env::var_os("SIFT_DEBUG").is_some() {
+            eprintln!("sift: [debug] names and numbers for the translation:\n{listed}");
+        }
+        // English writes no Hangul: a Korean phrase left as it stands sinks the sentence.
+        let classes = [Class::Digits, Class::Hangul];
         let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
             self.translate_sentence(
                 model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
@@ -658,6 +662,9 @@ impl Summarizer {
                 .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
                 .chain(ground::korean_renderings(&first.text)),
         );
+        if std::env::var_os("SIFT_DEBUG").is_some() {
+            eprintln!("sift: [debug] names and numbers for the translation:\n{listed}");
+        }
         let prompt = &self.prompts.translate_en_ko;
         let classes = [Class::Digits, Class::Latin];
         let hangul_only = grounding.without_latin_runs();
@@ -1057,6 +1064,9 @@ fn parse_glossary(text: &str, source: &str) -> Vec<GlossaryEntry> {
         if !is_name_like(&korean) || !source.contains(&korean) || korean == english {
             continue;
         }
+        if !numbers_agree(&korean, &english) {
+            continue;
+        }
         if english.is_empty() || out.iter().any(|e| e.source == korean) {
             continue;
         }
@@ -1131,6 +1141,9 @@ fn parse_korean_names(text: &str, source: &str) -> Vec<GlossaryEntry> {
         if !hangul || !is_name_like(&korean) || !is_name_like(&english) {
             continue;
         }
+        if !numbers_agree(&korean, &english) {
+            continue;
+        }
         if !source.contains(&english) || out.iter().any(|e| e.target == english) {
             continue;
         }
@@ -1147,8 +1160,7 @@ fn parse_korean_names(text: &str, source: &str) -> Vec<GlossaryEntry> {
 fn unspelled_names(text: &str, source: &str, spelled: &[GlossaryEntry]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (english, _) in pairs(text) {
-        let capitalised = english.starts_with(|c: char| c.is_ascii_uppercase());
-        if !capitalised || !is_name_like(&english) || !source.contains(&english) {
+        if !is_proper_name(&english) || !is_name_like(&english) || !source.contains(&english) {
             continue;
         }
         if spelled.iter().any(|e| e.target == english) || out.contains(&english) {
@@ -1204,6 +1216,45 @@ fn is_acronym(word: &str) -> bool {
 fn is_name_like(s: &str) -> bool {
     let n = s.chars().count();
     (2..=20).contains(&n) && s.split_whitespace().count() <= 3
+}
+
+/// Whether an English phrase is written as a proper name: every word capitalised (or a number),
+/// but for the small words names hold (`Bank of Korea`). `Thai rice prices` is not one.
+fn is_proper_name(s: &str) -> bool {
+    const SMALL: &[&str] = &["of", "and", "the", "for", "de", "van", "von"];
+    let mut words = s.split_whitespace().peekable();
+    words.peek().is_some()
+        && words.all(|w| {
+            w.starts_with(|c: char| c.is_ascii_uppercase() || c.is_ascii_digit())
+                || SMALL.contains(&w)
+        })
+}
+
+/// Whether a name list's entry (`korean = english`) has the same numbers on both sides and states no
+/// amount. The model's own conversions go wrong (`138억 달러 = $138 billion`, `석 달째 = 100%
+/// increase`); sift lists the exact ones beside them ([`ground::english_quantities`]). Names with
+/// a number stay (`팰컨9 = Falcon 9`).
+fn numbers_agree(korean: &str, english: &str) -> bool {
+    let runs = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_digit())
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let numbers = runs(english);
+    if runs(korean) != numbers {
+        return false;
+    }
+    let lower = english.to_lowercase();
+    let amount = [
+        "$", "%", "percent", "thousand", "million", "billion", "trillion",
+    ]
+    .iter()
+    .any(|u| lower.contains(u))
+        || ["%", "천", "만", "억", "조"]
+            .iter()
+            .any(|u| korean.contains(u));
+    numbers.is_empty() || !amount
 }
 
 /// `A = B` lines of a model's answer, list markers and quotes removed.
@@ -1741,6 +1792,37 @@ mod tests {
         // 퀵컴 is one syllable from 퀄컴(과) and Qualcomm sounds like it; 아마존 was copied right; 산성전자
         // is two syllables off; Quanta does not sound like 퀄컴; 회담 is one off 회의 and 회장 alike.
         assert_eq!(pairs_of(&mended), vec![("퀄컴", "Qualcomm")]);
+    }
+
+    #[test]
+    fn the_model_s_own_amounts_and_changed_numbers_leave_the_name_list() {
+        let answer = "반도체 수출 = Semiconductor exports\n138억 달러 = $138 billion\n석 달째 늘며 = 100% increase\n팰컨9 로켓 = Falcon 9 rocket\n중형위성 3호 = Satellite 4";
+        let source = "반도체 수출은 138억 달러로 석 달째 늘며, 중형위성 3호는 팰컨9 로켓에 실렸다.";
+        assert_eq!(
+            pairs_of(&parse_glossary(answer, source)),
+            vec![
+                ("반도체 수출", "Semiconductor exports"),
+                ("팰컨9 로켓", "Falcon 9 rocket")
+            ]
+        );
+        let answer = "$1.9 billion = 19억 달러\nAlaska Air = 알래스카 항공\nBoeing 737 = 보잉 737";
+        let source = "Alaska Air paid $1.9 billion for Boeing 737 jets.";
+        assert_eq!(
+            pairs_of(&parse_korean_names(answer, source)),
+            vec![("알래스카 항공", "Alaska Air"), ("보잉 737", "Boeing 737")]
+        );
+    }
+
+    #[test]
+    fn only_proper_names_are_listed_to_be_copied_as_they_stand() {
+        assert!(is_proper_name("Bank of Korea") && is_proper_name("Boeing 737"));
+        assert!(!is_proper_name("Thai rice prices") && !is_proper_name(""));
+        let answer = "Thai rice prices = 태평양 빈우\nHawaiian Holdings = 쿼리웨이드 하비드";
+        let source = "Thai rice prices fell as Hawaiian Holdings sold.";
+        assert_eq!(
+            unspelled_names(answer, source, &[]),
+            vec!["Hawaiian Holdings".to_string()]
+        );
     }
 
     #[test]
