@@ -312,6 +312,66 @@ fn maximal_repeat(text: &str, phrase: &str, sentences: &[segment::Span]) -> Vec<
         .collect()
 }
 
+/// Phrases glued straight after a comma or a period (`강서구,무직자 대출 당일 승인인천`) at two
+/// or more places, the spammer's seam: each as its occurrences (byte ranges), grown right while they
+/// agree and kept inside their sentences. Only phrases of at least `min_chars` characters count; the
+/// phrase test decides whether one is spam (a name a story repeats after commas is not).
+pub fn glued_repeats(
+    text: &str,
+    sentences: &[segment::Span],
+    min_chars: usize,
+) -> Vec<Vec<(usize, usize)>> {
+    let seams: Vec<usize> = text
+        .char_indices()
+        .filter(|&(i, c)| {
+            matches!(c, ',' | '.')
+                && text[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric)
+                && text[i + 1..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphanumeric)
+        })
+        .map(|(i, _)| i + 1)
+        .collect();
+    let end_of = |at: usize| {
+        sentences
+            .iter()
+            .find(|x| x.start <= at && at < x.end)
+            .map_or(text.len(), |x| x.end)
+            .min(text[at..].find('\n').map_or(text.len(), |n| at + n))
+    };
+    let mut out: Vec<Vec<(usize, usize)>> = Vec::new();
+    for (k, &a) in seams.iter().enumerate() {
+        if out.iter().flatten().any(|o| o.0 == a) {
+            continue;
+        }
+        for &b in &seams[k + 1..] {
+            let common: usize = text[a..end_of(a)]
+                .chars()
+                .zip(text[b..end_of(b)].chars())
+                .take_while(|(x, y)| x == y)
+                .map(|(x, _)| x.len_utf8())
+                .sum();
+            let (s, e) = strip_separators(text, a, a + common);
+            if e <= s || text[s..e].chars().count() < min_chars {
+                continue;
+            }
+            let phrase = &text[s..e];
+            let occ: Vec<(usize, usize)> = seams
+                .iter()
+                .filter(|&&x| text[x..end_of(x)].starts_with(phrase))
+                .map(|&x| (x, x + phrase.len()))
+                .collect();
+            out.push(occ);
+            break;
+        }
+    }
+    out
+}
+
 /// Aligns kept spans with the phrases they repeat. When part of a kept span recurs verbatim elsewhere,
 /// the repeat is grown to where its occurrences stop agreeing; if two occurrences hold kept spans, or
 /// one does and `confirm` (the phrase test) accepts the repeat, every occurrence becomes a span with
@@ -400,6 +460,31 @@ mod tests {
             g,
         );
         assert_eq!(&k[c[0].start..c[0].end], "통계", "Hangul keeps token edges");
+    }
+
+    #[test]
+    fn phrases_glued_after_commas_at_two_places_are_found() {
+        let t = "A씨는 서울 강서구,무직자 대출 당일 승인인천 미추홀구에서 빌라를 샀다.\n\
+                 피해자들은 약자였고,무직자 대출 당일 승인전 재산을 잃었다. 이 회장은,삼성 등과 만났다.";
+        let sentences = segment::sentences(t);
+        let found = glued_repeats(t, &sentences, 6);
+        let phrases: Vec<Vec<&str>> = found
+            .iter()
+            .map(|o| o.iter().map(|&(s, e)| &t[s..e]).collect())
+            .collect();
+        assert_eq!(
+            phrases,
+            vec![vec!["무직자 대출 당일 승인", "무직자 대출 당일 승인"]]
+        );
+        // One glued phrase alone, or repeats shorter than the minimum, are not found.
+        assert!(glued_repeats(
+            "가,나다라마바사 아.",
+            &segment::sentences("가,나다라마바사 아."),
+            6
+        )
+        .is_empty());
+        let short = "서울,인천 가. 부산,인천 나.";
+        assert!(glued_repeats(short, &segment::sentences(short), 6).is_empty());
     }
 
     #[test]

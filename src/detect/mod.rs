@@ -240,6 +240,7 @@ impl<'a> Detector<'a> {
             }
         }
         kept.extend(self.instructions(text, sents, &sentence_vectors)?);
+        kept.extend(self.glued_repeats(text, sents, &kept)?);
         let mut confirm = |phrase: &str| -> Result<bool> {
             Ok(self.phrase_test(&[phrase])?[0] >= o.phrase_threshold)
         };
@@ -343,6 +344,51 @@ impl Detector<'_> {
     }
 
     /// The phrase test: how much each text, embedded on its own, reads like a spam phrase.
+    /// Phrases glued after a comma or period at two or more places ([`decode::glued_repeats`]) that
+    /// no kept span covers yet and that pass the phrase test on their own: every occurrence is a
+    /// span. The head may miss a phrase inside a sentence (its tokens read as the sentence's own);
+    /// the same phrase spliced in at several seams is the injection's signature, and the phrase test
+    /// says whether it is spam.
+    fn glued_repeats(
+        &self,
+        text: &str,
+        sents: &[segment::Span],
+        kept: &[Span],
+    ) -> Result<Vec<Span>> {
+        let groups: Vec<Vec<(usize, usize)>> =
+            decode::glued_repeats(text, sents, self.options.min_repeat_chars)
+                .into_iter()
+                .filter(|occ| {
+                    let (a, b) = occ[0];
+                    weight(&text[a..b]) >= self.options.min_weight
+                        && !occ
+                            .iter()
+                            .any(|o| kept.iter().any(|k| o.0 < k.end && k.start < o.1))
+                })
+                .collect();
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let phrases: Vec<&str> = groups.iter().map(|o| &text[o[0].0..o[0].1]).collect();
+        let scores = self.phrase_test(&phrases)?;
+        let mut out = Vec::new();
+        for ((occ, phrase), p) in groups.iter().zip(&phrases).zip(scores) {
+            let keep = p >= self.options.phrase_threshold;
+            if std::env::var_os("SIFT_DEBUG").is_some() {
+                let verdict = if keep { "kept" } else { "dropped" };
+                eprintln!("sift: {verdict} glued repeat: phrase {p:.3}: {phrase:?}");
+            }
+            if keep {
+                out.extend(occ.iter().map(|&(start, end)| Span {
+                    start,
+                    end,
+                    score: p,
+                }));
+            }
+        }
+        Ok(out)
+    }
+
     fn phrase_test(&self, texts: &[&str]) -> Result<Vec<f32>> {
         let vectors = self.encoder.embed(texts, Prefix::Passage)?;
         let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
