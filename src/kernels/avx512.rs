@@ -343,31 +343,36 @@ unsafe fn bcast_w(w: &WeightBlock, at: usize) -> __m512i {
     _mm512_set1_epi32(std::ptr::read_unaligned(w.q.as_ptr().add(at) as *const i32))
 }
 
-/// One sub-block group of [`panel_2x2`]: the int8 products of weight rows `w` with panels `p` over
+/// Weight rows per pass of [`panel_x2`] over two panels. Each 4-byte group of the two panels is
+/// loaded once for all of them: with two rows the products read the panels from L2 for every pair
+/// of rows, and were bound by that traffic.
+pub const PANEL_ROWS: usize = 4;
+
+/// One sub-block group of [`panel_x2`]: the int8 products of weight rows `w` with panels `p` over
 /// the 4-byte groups `groups`, summed onto `is` (zero, or the Q6_K offset terms), then scaled by each
 /// weight row's sub-scale into `accb`.
 #[inline(always)]
-unsafe fn group_2x2(
-    mut is: [[__m512i; 2]; 2],
-    w: [&WeightBlock; 2],
+unsafe fn group_x2<const X: usize>(
+    mut is: [[__m512i; 2]; X],
+    w: [&WeightBlock; X],
     p: [&PanelBlock; 2],
     groups: std::ops::Range<usize>,
-    scales: [f32; 2],
-    accb: &mut [[__m512; 2]; 2],
+    scales: [f32; X],
+    accb: &mut [[__m512; 2]; X],
 ) {
     for g in groups {
         let a = [
             _mm512_load_si512(p[0].qs[g].as_ptr() as *const _),
             _mm512_load_si512(p[1].qs[g].as_ptr() as *const _),
         ];
-        for x in 0..2 {
+        for x in 0..X {
             let b = bcast_w(w[x], 4 * g);
             for y in 0..2 {
                 is[x][y] = _mm512_dpbusd_epi32(is[x][y], b, a[y]);
             }
         }
     }
-    for x in 0..2 {
+    for x in 0..X {
         let s = _mm512_set1_ps(scales[x]);
         for y in 0..2 {
             accb[x][y] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[x][y]), s, accb[x][y]);
@@ -375,36 +380,29 @@ unsafe fn group_2x2(
     }
 }
 
-/// Two weight rows (`w0`, `w1`: `kb` unpacked blocks each) against two panels (`p0`, `p1`: `kb`
-/// blocks each): `out[x][y]` = the 16 tokens of panel y times weight row x.
+/// `X` weight rows (`kb` unpacked blocks each) against two panels (`p0`, `p1`: `kb` blocks each):
+/// `out[x][y]` = the 16 tokens of panel y times weight row x.
 ///
 /// # Safety
 /// The CPU has AVX-512 F, BW and VNNI; the slices hold `kb` blocks.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub unsafe fn panel_2x2(
+pub unsafe fn panel_x2<const X: usize>(
     q4k: bool,
-    w: [&[WeightBlock]; 2],
+    w: [&[WeightBlock]; X],
     p: [&[PanelBlock]; 2],
     kb: usize,
-    out: &mut [[[f32; PANEL]; 2]; 2],
+    out: &mut [[[f32; PANEL]; 2]; X],
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 2]; 2];
+    let mut acc = [[_mm512_setzero_ps(); 2]; X];
     for b in 0..kb {
-        let (w0, w1) = (&w[0][b], &w[1][b]);
+        let wb: [&WeightBlock; X] = std::array::from_fn(|x| &w[x][b]);
         let (p0, p1) = (&p[0][b], &p[1][b]);
-        let mut accb = [[_mm512_setzero_ps(); 2]; 2];
+        let mut accb = [[_mm512_setzero_ps(); 2]; X];
         if q4k {
             for j in 0..8 {
-                let start = [[_mm512_setzero_si512(); 2]; 2];
-                let scales = [w0.sc[j], w1.sc[j]];
-                group_2x2(
-                    start,
-                    [w0, w1],
-                    [p0, p1],
-                    8 * j..8 * j + 8,
-                    scales,
-                    &mut accb,
-                );
+                let start = [[_mm512_setzero_si512(); 2]; X];
+                let scales = std::array::from_fn(|x| wb[x].sc[j]);
+                group_x2(start, wb, [p0, p1], 8 * j..8 * j + 8, scales, &mut accb);
             }
         } else {
             for j in 0..16 {
@@ -412,39 +410,32 @@ pub unsafe fn panel_2x2(
                     _mm512_load_si512(p0.nbs16[j].as_ptr() as *const _),
                     _mm512_load_si512(p1.nbs16[j].as_ptr() as *const _),
                 ];
-                let scales = [w0.sc[j], w1.sc[j]];
-                group_2x2(
-                    [o, o],
-                    [w0, w1],
-                    [p0, p1],
-                    4 * j..4 * j + 4,
-                    scales,
-                    &mut accb,
-                );
+                let scales = std::array::from_fn(|x| wb[x].sc[j]);
+                group_x2([o; X], wb, [p0, p1], 4 * j..4 * j + 4, scales, &mut accb);
             }
         }
         let d = [_mm512_load_ps(p0.d.as_ptr()), _mm512_load_ps(p1.d.as_ptr())];
-        for x in 0..2 {
+        for x in 0..X {
             for y in 0..2 {
                 acc[x][y] = _mm512_fmadd_ps(accb[x][y], d[y], acc[x][y]);
             }
         }
         if q4k {
             for j in 0..8 {
-                let m = [_mm512_set1_ps(w0.mn[j]), _mm512_set1_ps(w1.mn[j])];
                 let s = [
                     _mm512_load_ps(p0.dbs32[j].as_ptr()),
                     _mm512_load_ps(p1.dbs32[j].as_ptr()),
                 ];
-                for x in 0..2 {
+                for x in 0..X {
+                    let m = _mm512_set1_ps(wb[x].mn[j]);
                     for y in 0..2 {
-                        acc[x][y] = _mm512_fnmadd_ps(m[x], s[y], acc[x][y]);
+                        acc[x][y] = _mm512_fnmadd_ps(m, s[y], acc[x][y]);
                     }
                 }
             }
         }
     }
-    for x in 0..2 {
+    for x in 0..X {
         for y in 0..2 {
             _mm512_storeu_ps(out[x][y].as_mut_ptr(), acc[x][y]);
         }

@@ -235,7 +235,7 @@ unsafe fn zeroed_vec<T>(len: usize) -> Vec<T> {
     v
 }
 
-/// [`matmul_blocks`] for batches: tokens in the vector lanes (see `avx512::panel_2x2`). `acts`
+/// [`matmul_blocks`] for batches: tokens in the vector lanes (see `avx512::panel_x2`). `acts`
 /// must be quantized in natural order ([`Kind::Q6K`]'s) whatever the weight type.
 #[cfg(target_arch = "x86_64")]
 pub fn matmul_panels(
@@ -266,13 +266,14 @@ pub fn matmul_panels(
             }
         });
     const ROWS: usize = 32;
+    const X: usize = avx512::PANEL_ROWS;
     let out_ptr = SyncPtr(out.as_mut_ptr());
     let panels = &panels;
     (0..n.div_ceil(ROWS)).into_par_iter().for_each(|task| {
         let c0 = task * ROWS;
         let c1 = n.min(c0 + ROWS);
-        // Unpacked weight rows, an even number (the last one repeated, its result dropped).
-        let rows = (c1 - c0).next_multiple_of(2);
+        // Unpacked weight rows, a multiple of X (the last one repeated, its results dropped).
+        let rows = (c1 - c0).next_multiple_of(X);
         // SAFETY: weight blocks are plain numbers.
         let mut wb: Vec<WeightBlock> = unsafe { zeroed_vec(rows * kb) };
         for r in 0..rows {
@@ -288,16 +289,17 @@ pub fn matmul_panels(
                 }
             }
         }
-        let mut res = [[[0f32; PANEL]; 2]; 2];
+        let mut res = [[[0f32; PANEL]; 2]; X];
         for p in (0..np).step_by(2) {
             let pp = [
                 &panels[p * kb..(p + 1) * kb],
                 &panels[(p + 1) * kb..(p + 2) * kb],
             ];
-            for r in (0..rows).step_by(2) {
-                let ww = [&wb[r * kb..(r + 1) * kb], &wb[(r + 1) * kb..(r + 2) * kb]];
+            for r in (0..rows).step_by(X) {
+                let ww: [&[WeightBlock]; X] =
+                    std::array::from_fn(|x| &wb[(r + x) * kb..(r + x + 1) * kb]);
                 // SAFETY: `available()` checked the features; the slices hold `kb` blocks.
-                unsafe { avx512::panel_2x2(kind == Kind::Q4K, ww, pp, kb, &mut res) };
+                unsafe { avx512::panel_x2(kind == Kind::Q4K, ww, pp, kb, &mut res) };
                 for (x, per_panel) in res.iter().enumerate() {
                     let c = c0 + r + x;
                     if c >= c1 {
