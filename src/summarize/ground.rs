@@ -21,6 +21,11 @@ pub enum Violation {
     Number(String),
     /// A percentage the article does not write (its `14` is a count of months, not `14%`).
     Percent(String),
+    /// A currency the article does not use (`yen` in a story told in 원).
+    Currency(String),
+    /// An amount with a scale word whose value the article does not write (`300 billion` for its
+    /// `300억`, which is 30 billion).
+    Amount(String),
     /// A month or weekday the article does not name.
     Date(String),
     /// A Latin-script name that is neither in the article nor in the verified glossary.
@@ -44,6 +49,8 @@ impl std::fmt::Display for Violation {
         match self {
             Violation::Number(n) => write!(f, "number {n} is not in the article"),
             Violation::Percent(n) => write!(f, "percentage {n}% is not in the article"),
+            Violation::Amount(a) => write!(f, "amount {a} is not in the article"),
+            Violation::Currency(c) => write!(f, "currency {c} is not in the article"),
             Violation::Date(d) => write!(f, "date word {d} is not in the article"),
             Violation::Name(n) => write!(f, "name {n} is not in the article"),
             Violation::Word(w) => write!(f, "word {w} is not in the article"),
@@ -96,6 +103,13 @@ impl Violation {
                 .into_iter()
                 .find(|n| &n.digits == digits && is_percent(&sentence[n.end..]))
                 .map(|n| n.end - n.raw.len()),
+            // Banning the first digit would ban the right amount too (300억 is 30 billion): an
+            // amount is mended by [`Grounding::mend_amounts`] or refused, not asked for again.
+            Violation::Amount(_) => None,
+            Violation::Currency(c) => currencies_in(sentence)
+                .into_iter()
+                .find(|(at, _)| sentence[*at..].starts_with(c.as_str()))
+                .map(|(at, _)| at),
             Violation::Date(d) => match d.strip_suffix('월') {
                 Some(raw) => sentence.find(d.as_str()).or_else(|| sentence.find(raw)),
                 None => word(d).or_else(|| sentence.find(d.as_str())),
@@ -265,6 +279,12 @@ pub struct Grounding {
     numbers: HashSet<String>,
     /// Those of `numbers` the article writes as percentages (`21.2%`, `3 percent`).
     percents: HashSet<String>,
+    /// The values of the article's numbers, scale words applied (`300억` is 3e10).
+    amounts: Vec<f64>,
+    /// The article's numbers with a scale word: their digits and value (`300`, 3e10).
+    scaled: Vec<(String, f64)>,
+    /// The currencies of the article's amounts (`KRW` for `300억 원`).
+    currencies: HashSet<&'static str>,
     /// The digit runs of `numbers` (the pieces between separators), for the decoding mask.
     digit_runs: RunSet,
     /// Lower-cased Latin-script words of the article and of the glossary's names.
@@ -304,6 +324,17 @@ impl Grounding {
         // 21,041 is 2만1,041.
         for q in korean_quantities(article, &numbers) {
             g.add_rendering(q);
+            g.amounts.push(q as f64);
+        }
+        g.currencies = currencies_in(article)
+            .into_iter()
+            .map(|(_, code)| code)
+            .collect();
+        for (n, value) in amounts_in(article, &numbers) {
+            g.amounts.push(value);
+            if n.scale_after(article).is_some() {
+                g.scaled.push((n.digits.clone(), value));
+            }
         }
         for n in &numbers {
             if n.scale_after(article).is_none() && !n.digits.contains('.') {
@@ -372,6 +403,50 @@ impl Grounding {
         for w in latin_words(&name.to_lowercase()) {
             self.latin.insert(w.to_string());
         }
+    }
+
+    /// The amounts of `sentence` written with a scale word (`300 billion`, `300억`, `4만2천`) whose
+    /// value the article does not write, as byte ranges with their value.
+    fn wrong_amounts(&self, sentence: &str) -> Vec<(usize, usize, f64)> {
+        let numbers = numbers_in(sentence);
+        let mut out = Vec::new();
+        for (n, value) in amounts_in(sentence, &numbers) {
+            let Some((_, end)) = n.scale_word(sentence) else {
+                continue;
+            };
+            if !self.amounts.iter().any(|&a| same_value(a, value)) {
+                out.push((n.end - n.raw.len(), end, value));
+            }
+        }
+        out
+    }
+
+    /// `sentence` (in `lang`) with each amount whose scale the model got wrong written as the
+    /// article's amount with the same digits: a translation copies `300` from `300억` and writes
+    /// `300 billion`, where 300억 is 30 billion. Mended only when the article has one value for
+    /// those digits with a scale word; other wrong amounts stay, for [`Self::check`] to refuse.
+    pub fn mend_amounts(&self, sentence: &str, lang: Lang) -> String {
+        let numbers = numbers_in(sentence);
+        let mut out = sentence.to_string();
+        for (start, end, _) in self.wrong_amounts(sentence).into_iter().rev() {
+            let Some(n) = numbers.iter().find(|n| n.end - n.raw.len() == start) else {
+                continue;
+            };
+            let mut values: Vec<f64> = self
+                .scaled
+                .iter()
+                .filter(|(d, _)| *d == n.digits)
+                .map(|&(_, v)| v)
+                .collect();
+            values.dedup_by(|a, b| same_value(*a, *b));
+            let [value] = values[..] else {
+                continue;
+            };
+            if let Some(written) = render_amount(value, lang) {
+                out.replace_range(start..end, &written);
+            }
+        }
+        out
     }
 
     /// Whether `run` (of `class`) can still grow into a run the article writes.
@@ -453,6 +528,15 @@ impl Grounding {
                 return Err(Violation::Percent(n.digits));
             }
         }
+        if let Some((start, end, _)) = self.wrong_amounts(bare).into_iter().next() {
+            return Err(Violation::Amount(bare[start..end].to_string()));
+        }
+        for (at, code) in currencies_in(bare) {
+            if !self.currencies.contains(code) {
+                let word = currency_at(&bare[at..]).map_or("", |c| c.0);
+                return Err(Violation::Currency(bare[at..at + word.len()].to_string()));
+            }
+        }
         let lower = bare.to_lowercase();
         for w in latin_words(&lower) {
             if let Some(m) = MONTHS.iter().position(|m| *m == w) {
@@ -511,6 +595,14 @@ impl Grounding {
     /// Korean weekdays) the article does not name: what a model asked again may not put in its
     /// place. Nothing for other refusals.
     pub fn unnamed_like(&self, refusal: &Violation) -> Vec<String> {
+        if let Violation::Currency(_) = refusal {
+            // Another currency the article does not use is no better (won, then yen).
+            return CURRENCIES
+                .iter()
+                .filter(|(_, code)| !self.currencies.contains(code))
+                .map(|(word, _)| word.to_string())
+                .collect();
+        }
         let Violation::Date(word) = refusal else {
             return Vec::new();
         };
@@ -622,7 +714,13 @@ struct Number {
 impl Number {
     /// The scale word right after the number (`억`, `billion`, ...), as a power of ten.
     fn scale_after(&self, text: &str) -> Option<i32> {
+        self.scale_word(text).map(|(exp, _)| exp)
+    }
+
+    /// [`Self::scale_after`], with the byte where the scale word ends.
+    fn scale_word(&self, text: &str) -> Option<(i32, usize)> {
         let rest = text[self.end..].trim_start();
+        let at = text.len() - rest.len();
         let lower = rest.to_lowercase();
         for (word, exp) in [
             ("조", 12),
@@ -646,14 +744,75 @@ impl Number {
                 if word.is_ascii() && next.is_some_and(|c| c.is_alphabetic()) {
                     return None;
                 }
-                return Some(exp);
+                return Some((exp, at + word.len()));
             }
         }
         None
     }
 }
 
-/// Numbers in `text`: `1,500` → `1500`, `3.5` → `3.5`, `2026` → `2026`.
+/// Currency words and signs, with the currency each names. Words count only right after an amount
+/// (`30 billion won`; `won the match` is no currency), signs right before one (`$48`).
+const CURRENCIES: &[(&str, &str)] = &[
+    ("원", "KRW"),
+    ("won", "KRW"),
+    ("₩", "KRW"),
+    ("달러", "USD"),
+    ("dollar", "USD"),
+    ("$", "USD"),
+    ("엔", "JPY"),
+    ("yen", "JPY"),
+    ("¥", "JPY"),
+    ("유로", "EUR"),
+    ("euro", "EUR"),
+    ("€", "EUR"),
+    ("위안", "CNY"),
+    ("yuan", "CNY"),
+    ("파운드", "GBP"),
+    ("pound", "GBP"),
+    ("£", "GBP"),
+    ("페소", "PHP"),
+    ("peso", "PHP"),
+];
+
+/// The currency word or sign `text` starts with (a word not followed by another letter but a
+/// plural `s`), with its currency.
+fn currency_at(text: &str) -> Option<(&'static str, &'static str)> {
+    CURRENCIES.iter().copied().find(|(word, _)| {
+        text.get(..word.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(word))
+            && (!word.is_ascii()
+                || !word.chars().all(|c| c.is_ascii_alphabetic())
+                || !text[word.len()..]
+                    .trim_start_matches('s')
+                    .starts_with(|c: char| c.is_alphabetic()))
+    })
+}
+
+/// Where `text` names the currency of an amount: a word after a number (and its scale word), or
+/// a sign before one, with the currency.
+fn currencies_in(text: &str) -> Vec<(usize, &'static str)> {
+    let mut out = Vec::new();
+    for n in numbers_in(text) {
+        let start = n.end - n.raw.len();
+        let before = text[..start].trim_end_matches("US");
+        if let Some((sign, code)) = CURRENCIES
+            .iter()
+            .find(|(w, _)| !w.chars().any(char::is_alphabetic) && before.ends_with(w))
+        {
+            out.push((before.len() - sign.len(), *code));
+        }
+        let after = n.scale_word(text).map_or(n.end, |(_, end)| end);
+        let rest = text[after..].trim_start();
+        if let Some((_, code)) =
+            currency_at(rest).filter(|(w, _)| w.chars().any(char::is_alphabetic))
+        {
+            out.push((text.len() - rest.len(), code));
+        }
+    }
+    out
+}
+
 /// Whether the text right after a number makes it a percentage (`%`, `퍼센트`, `percent`).
 fn is_percent(after: &str) -> bool {
     let after = after.trim_start();
@@ -661,6 +820,8 @@ fn is_percent(after: &str) -> bool {
         .iter()
         .any(|p| after.starts_with(p))
 }
+
+/// Numbers in `text`: `1,500` → `1500`, `3.5` → `3.5`, `2026` → `2026`.
 
 fn numbers_in(text: &str) -> Vec<Number> {
     let bytes = text.as_bytes();
@@ -905,6 +1066,51 @@ fn conversions(digits: &str, scale: Option<i32>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The numbers of `text` with their values, a scale word right after one applied (`300억` is 3e10,
+/// `1.9 billion` 1.9e9), except the parts of Korean compounds (`4만2천`), which
+/// [`korean_quantities`] values whole.
+fn amounts_in<'n>(text: &str, numbers: &'n [Number]) -> Vec<(&'n Number, f64)> {
+    let compounds: Vec<(usize, usize, u64)> = quantities(text, numbers)
+        .into_iter()
+        .filter(|&(start, end, _)| {
+            numbers
+                .iter()
+                .filter(|n| start < n.end && n.end <= end)
+                .count()
+                > 1
+        })
+        .collect();
+    numbers
+        .iter()
+        .filter(|n| !compounds.iter().any(|&(s, e, _)| s < n.end && n.end <= e))
+        .filter_map(|n| {
+            let v: f64 = n.digits.parse().ok()?;
+            Some((n, v * 10f64.powi(n.scale_after(text).unwrap_or(0))))
+        })
+        .collect()
+}
+
+/// Whether two amounts are the same (to a part in a billion: they went through decimal scaling).
+fn same_value(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// `value` as `lang` writes an amount: `30 billion`, `30억`; `None` below a thousand or when two
+/// decimals cannot write it.
+fn render_amount(value: f64, lang: Lang) -> Option<String> {
+    let scales: &[(&str, i32)] = match lang {
+        Lang::En => &[
+            (" trillion", 12),
+            (" billion", 9),
+            (" million", 6),
+            (" thousand", 3),
+        ],
+        Lang::Ko => &[("조", 12), ("억", 8), ("만", 4), ("천", 3)],
+    };
+    let &(word, exp) = scales.iter().find(|(_, e)| value >= 10f64.powi(*e))?;
+    two_decimals(value / 10f64.powi(exp)).map(|m| format!("{m}{word}"))
 }
 
 /// `x` written with at most two decimals and no trailing zeros (`13.2`, `104`), or `None` when two
@@ -1209,6 +1415,77 @@ mod tests {
         assert_eq!(
             ko("판매가 14 퍼센트 늘었다."),
             Err(Violation::Percent("14".into()))
+        );
+    }
+
+    #[test]
+    fn an_amount_must_have_the_articles_value_and_a_copied_one_is_mended() {
+        let g = Grounding::new(
+            "보증금 300억 원가량을 가로챘다. 수출은 138억 달러, 이용객은 4만2천여 명. 피해액은 298억 원.",
+        );
+        let en = |s| g.check(s, Lang::En, false, &[]);
+        assert_eq!(en("They took about 30 billion won."), Ok(()));
+        assert_eq!(
+            en("They paid $13.8 billion and riders 42 thousand."),
+            Ok(())
+        );
+        assert_eq!(
+            en("They took about 300 billion won."),
+            Err(Violation::Amount("300 billion".into()))
+        );
+        assert_eq!(
+            Violation::Amount("300 billion".into()).at("x 300 billion"),
+            None
+        );
+        assert_eq!(
+            g.mend_amounts(
+                "They took 300 billion won, and exports were $138 billion.",
+                Lang::En
+            ),
+            "They took 30 billion won, and exports were $13.8 billion."
+        );
+        // Digits the article writes with no scale word, or a value it does not have, stay.
+        assert_eq!(
+            g.mend_amounts("About 42 billion.", Lang::En),
+            "About 42 billion."
+        );
+        let ko = Grounding::new("Alaska paid $1.9 billion for 6.2 million shares.");
+        assert_eq!(ko.check("19억 달러를 냈다.", Lang::Ko, false, &[]), Ok(()));
+        assert_eq!(
+            ko.mend_amounts("1.9억 달러를 냈다.", Lang::Ko),
+            "19억 달러를 냈다."
+        );
+        assert_eq!(
+            ko.check("1.9조 달러를 냈다.", Lang::Ko, false, &[]),
+            Err(Violation::Amount("1.9조".into()))
+        );
+    }
+
+    #[test]
+    fn a_currency_must_be_one_the_article_uses() {
+        let g = Grounding::new("보증금 300억 원을 가로챘다. 삼성은 1위를 했다.");
+        let en = |s| g.check(s, Lang::En, false, &[]);
+        assert_eq!(en("They took 30 billion won, and 1 team won."), Ok(()));
+        assert_eq!(
+            en("They took 30 billion yen."),
+            Err(Violation::Currency("yen".into()))
+        );
+        assert_eq!(
+            en("They took $30 billion."),
+            Err(Violation::Currency("$".into()))
+        );
+        let refusal = Violation::Currency("yen".into());
+        assert_eq!(refusal.at("They took 30 billion yen."), Some(21));
+        let others = g.unnamed_like(&refusal);
+        assert!(others.contains(&"dollar".to_string()) && !others.contains(&"won".to_string()));
+        let us = Grounding::new("Alaska paid $1.9 billion.");
+        assert_eq!(
+            us.check("알래스카는 19억 달러를 냈다.", Lang::Ko, false, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            us.check("알래스카는 19억 원을 냈다.", Lang::Ko, false, &[]),
+            Err(Violation::Currency("원".into()))
         );
     }
 

@@ -722,7 +722,8 @@ impl Summarizer {
     /// Asks again, up to [`RETRIES`] times, for a translation the checks refuse at a word, a number
     /// or a letter, with each refused spot banned ([`Ban`]); an answer that then passes the checks
     /// of `licensed` and keeps the meaning of `sentence` replaces `answer`. Otherwise `answer` stays,
-    /// for the gate to refuse.
+    /// for the gate to refuse. An amount whose scale the model got wrong (`300 billion` for 300억) is
+    /// written as the article's first ([`Answer::mend_amounts`]), and the answer checked so.
     #[allow(clippy::too_many_arguments)]
     fn mend(
         &self,
@@ -738,10 +739,15 @@ impl Summarizer {
         let mut bans = Vec::new();
         let mut current = answer.clone();
         for attempt in 0..=RETRIES {
-            let refusal = match licensed.check(&current.text, lang, false, &[]) {
+            // Checked with its amounts mended; banned where the model's own text went wrong.
+            let mut mended = current.clone();
+            mended.mend_amounts(licensed, lang);
+            let refusal = match licensed.check(&mended.text, lang, false, &[]) {
                 Ok(()) => {
-                    if attempt > 0 {
-                        let (kept, _) = same_meaning(encoder, vec![(sentence, current)])?;
+                    if attempt == 0 {
+                        *answer = mended;
+                    } else {
+                        let (kept, _) = same_meaning(encoder, vec![(sentence, mended)])?;
                         if let Some((_, mended)) = kept.into_iter().next() {
                             *answer = mended;
                         }
@@ -964,6 +970,22 @@ struct Answer {
     /// The whole answer as generated, and where `text` starts in it.
     raw: String,
     offset: usize,
+}
+
+impl Answer {
+    /// Writes the amounts whose scale the model got wrong as the article does
+    /// ([`Grounding::mend_amounts`]), in `text` and in `raw` alike.
+    fn mend_amounts(&mut self, grounding: &Grounding, lang: Lang) {
+        let mended = grounding.mend_amounts(&self.text, lang);
+        if mended != self.text {
+            if std::env::var_os("SIFT_DEBUG").is_some() {
+                eprintln!("sift: [debug] amounts mended: {mended:?}");
+            }
+            let end = self.offset + self.text.len();
+            self.raw.replace_range(self.offset..end, &mended);
+            self.text = mended;
+        }
+    }
 }
 
 /// A summary sentence and the answer translating it.
