@@ -334,6 +334,13 @@ impl Grounding {
             g.amounts.push(value);
             if n.scale_after(article).is_some() {
                 g.scaled.push((n.digits.clone(), value));
+                // Its Korean rendering's groups too: $412 million is 4억1200만 달러.
+                if value.fract() == 0.0 && value < 1e16 {
+                    for part in korean_groups(value as u64) {
+                        g.digit_runs.add_all(&part, Class::Digits);
+                        g.numbers.insert(part.replace(',', ""));
+                    }
+                }
             }
         }
         for n in &numbers {
@@ -1097,9 +1104,22 @@ fn same_value(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
-/// `value` as `lang` writes an amount: `30 billion`, `30억`; `None` below a thousand or when two
+/// `value` as `lang` writes an amount: `30 billion`; in Korean by its groups of four digits,
+/// `4억1200만` (or `3.5억` for a value with a fraction of a won). `None` below a thousand, or when two
 /// decimals cannot write it.
 fn render_amount(value: f64, lang: Lang) -> Option<String> {
+    if lang == Lang::Ko && value >= 10_000.0 && value.fract() == 0.0 && value < 1e16 {
+        let mut rest = value as u64;
+        let mut out = String::new();
+        for (unit, exp) in [("조", 12u32), ("억", 8), ("만", 4), ("", 0)] {
+            let group = rest / 10u64.pow(exp);
+            rest %= 10u64.pow(exp);
+            if group > 0 {
+                out.push_str(&format!("{group}{unit}"));
+            }
+        }
+        return Some(out);
+    }
     let scales: &[(&str, i32)] = match lang {
         Lang::En => &[
             (" trillion", 12),
@@ -1455,6 +1475,13 @@ mod tests {
             ko.mend_amounts("1.9억 달러를 냈다.", Lang::Ko),
             "19억 달러를 냈다."
         );
+        let council = Grounding::new("The council approved a $412 million budget.");
+        assert_eq!(
+            council.mend_amounts("$412억 예산을 승인했다.", Lang::Ko),
+            "$4억1200만 예산을 승인했다."
+        );
+        let checked = |s| council.check(s, Lang::Ko, false, &[]);
+        assert_eq!(checked("4억1200만 달러 예산을 승인했다."), Ok(()));
         assert_eq!(
             ko.check("1.9조 달러를 냈다.", Lang::Ko, false, &[]),
             Err(Violation::Amount("1.9조".into()))
