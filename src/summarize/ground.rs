@@ -829,7 +829,6 @@ fn is_percent(after: &str) -> bool {
 }
 
 /// Numbers in `text`: `1,500` → `1500`, `3.5` → `3.5`, `2026` → `2026`.
-
 fn numbers_in(text: &str) -> Vec<Number> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
