@@ -336,36 +336,57 @@ pub fn glued_repeats(
         })
         .map(|(i, _)| i + 1)
         .collect();
-    let end_of = |at: usize| {
-        sentences
-            .iter()
-            .find(|x| x.start <= at && at < x.end)
-            .map_or(text.len(), |x| x.end)
-            .min(text[at..].find('\n').map_or(text.len(), |n| at + n))
-    };
+    // What follows each seam, up to the end of its sentence or line.
+    let tails: Vec<&str> = seams
+        .iter()
+        .map(|&at| {
+            let end = sentences
+                .iter()
+                .find(|x| x.start <= at && at < x.end)
+                .map_or(text.len(), |x| x.end)
+                .min(text[at..].find('\n').map_or(text.len(), |n| at + n));
+            &text[at..end.max(at)]
+        })
+        .collect();
+    // Seams compared only with those whose tail opens with the same character.
+    let mut by_first: std::collections::HashMap<char, Vec<usize>> = Default::default();
+    for (k, tail) in tails.iter().enumerate() {
+        if let Some(c) = tail.chars().next() {
+            by_first.entry(c).or_default().push(k);
+        }
+    }
     let mut out: Vec<Vec<(usize, usize)>> = Vec::new();
-    for (k, &a) in seams.iter().enumerate() {
-        if out.iter().flatten().any(|o| o.0 == a) {
+    let mut taken = vec![false; seams.len()];
+    for k in 0..seams.len() {
+        if taken[k] {
             continue;
         }
-        for &b in &seams[k + 1..] {
-            let common: usize = text[a..end_of(a)]
+        let Some(first) = tails[k].chars().next() else {
+            continue;
+        };
+        for &j in by_first[&first].iter().filter(|&&j| j > k) {
+            let common: usize = tails[k]
                 .chars()
-                .zip(text[b..end_of(b)].chars())
+                .zip(tails[j].chars())
                 .take_while(|(x, y)| x == y)
                 .map(|(x, _)| x.len_utf8())
                 .sum();
-            let (s, e) = strip_separators(text, a, a + common);
+            let (s, e) = strip_separators(text, seams[k], seams[k] + common);
             if e <= s || text[s..e].chars().count() < min_chars {
                 continue;
             }
             let phrase = &text[s..e];
-            let occ: Vec<(usize, usize)> = seams
+            let occ: Vec<usize> = by_first[&first]
                 .iter()
-                .filter(|&&x| text[x..end_of(x)].starts_with(phrase))
-                .map(|&x| (x, x + phrase.len()))
+                .copied()
+                .filter(|&x| tails[x].starts_with(phrase))
                 .collect();
-            out.push(occ);
+            occ.iter().for_each(|&x| taken[x] = true);
+            out.push(
+                occ.into_iter()
+                    .map(|x| (seams[x], seams[x] + phrase.len()))
+                    .collect(),
+            );
             break;
         }
     }

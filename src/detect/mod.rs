@@ -343,7 +343,6 @@ impl Detector<'_> {
             && cues::addresses_a_model(text)
     }
 
-    /// The phrase test: how much each text, embedded on its own, reads like a spam phrase.
     /// Phrases glued after a comma or period at two or more places ([`decode::glued_repeats`]) that
     /// no kept span covers yet and that pass the phrase test on their own: every occurrence is a
     /// span. The head may miss a phrase inside a sentence (its tokens read as the sentence's own);
@@ -389,6 +388,7 @@ impl Detector<'_> {
         Ok(out)
     }
 
+    /// The phrase test: how much each text, embedded on its own, reads like a spam phrase.
     fn phrase_test(&self, texts: &[&str]) -> Result<Vec<f32>> {
         let vectors = self.encoder.embed(texts, Prefix::Passage)?;
         let vectors: Vec<&[f32]> = vectors.iter().map(Vec::as_slice).collect();
