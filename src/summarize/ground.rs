@@ -2,8 +2,9 @@
 //!
 //! A 1.5B model left alone copies the opening, loops, and invents people, dates and numbers. The checks
 //! here are what make its output printable: every number must be one the article writes (or an exact
-//! conversion between Korean and English units, 1500억 = 150 billion), every month and weekday one it
-//! names, every Latin-script name one it contains or one the verified glossary maps from it, every
+//! conversion between Korean and English units, 1500억 = 150 billion; an amount with a scale word must
+//! have a value the article writes, so `1500 billion` is no rendering of 1500억), every percentage one
+//! it writes as a percentage, every currency one it uses, every month and weekday one it names, every Latin-script name one it contains or one the verified glossary maps from it, every
 //! Korean word one whose stem the article contains (for summaries written in the article's language),
 //! no sentence repeated, and the letters in the summary's own script. A sentence that fails is not
 //! printed; [`super`] decides what replaces it.

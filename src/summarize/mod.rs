@@ -8,8 +8,8 @@
 //!    model reads. Spam never reaches it: only the cleaned text is used.
 //! 2. **A summary in the article's language**, decoded under [`constrain`] (numbers can only be
 //!    copied) by a model that can write only Hangul, Latin letters and symbols ([`writable`]), and
-//!    checked sentence by sentence as it streams ([`ground`]: numbers, dates, names, Korean word
-//!    stems, repeats, script, length). The first sentence that fails ends the generation; the ones
+//!    checked sentence by sentence as it streams ([`ground`]: numbers, amounts, percentages,
+//!    currencies, dates, names, Korean word stems, repeats, script, length). The first sentence that fails ends the generation; the ones
 //!    before it stand. The story's lead opens the summary unless the model's first sentence says it
 //!    already. A summary left short (a refusal, or the model stopping early) is completed
 //!    with the most central body sentences that fit the limits and say something new; copied text
