@@ -4,9 +4,10 @@
 //! here are what make its output printable: every number must be one the article writes (or an exact
 //! conversion between Korean and English units, 1500억 = 150 billion; an amount with a scale word must
 //! have a value the article writes, so `1500 billion` is no rendering of 1500억), every percentage one
-//! it writes as a percentage, every currency one it uses, every month and weekday one it names, every Latin-script name one it contains or one the verified glossary maps from it, every
-//! Korean word one whose stem the article contains (for summaries written in the article's language),
-//! no sentence repeated, and the letters in the summary's own script. A sentence that fails is not
+//! it writes as a percentage, every currency one it uses, every month and weekday one it names, every
+//! Latin-script name one it contains or one the verified glossary maps from it, every Korean word one
+//! whose stem the article contains (for summaries written in the article's language), no sentence
+//! repeated, and the letters in the summary's own script. A sentence that fails is not
 //! printed; [`super`] decides what replaces it.
 
 use std::collections::HashSet;
@@ -446,6 +447,7 @@ impl Grounding {
                 .filter(|(d, _)| *d == n.digits)
                 .map(|&(_, v)| v)
                 .collect();
+            values.sort_by(f64::total_cmp);
             values.dedup_by(|a, b| same_value(*a, *b));
             let [value] = values[..] else {
                 continue;
