@@ -108,7 +108,7 @@ impl Violation {
             // Banning the first digit would ban the right amount too (300억 is 30 billion): an
             // amount is mended by [`Grounding::mend_amounts`] or refused, not asked for again.
             Violation::Amount(_) => None,
-            Violation::Currency(c) => currencies_in(sentence)
+            Violation::Currency(c) => currencies_in(sentence, &numbers_in(sentence))
                 .into_iter()
                 .find(|(at, _)| sentence[*at..].starts_with(c.as_str()))
                 .map(|(at, _)| at),
@@ -328,7 +328,7 @@ impl Grounding {
             g.add_rendering(q);
             g.amounts.push(q as f64);
         }
-        g.currencies = currencies_in(article)
+        g.currencies = currencies_in(article, &numbers)
             .into_iter()
             .map(|(_, code)| code)
             .collect();
@@ -416,10 +416,9 @@ impl Grounding {
 
     /// The amounts of `sentence` written with a scale word (`300 billion`, `300억`, `4만2천`) whose
     /// value the article does not write, as byte ranges with their value.
-    fn wrong_amounts(&self, sentence: &str) -> Vec<(usize, usize, f64)> {
-        let numbers = numbers_in(sentence);
+    fn wrong_amounts(&self, sentence: &str, numbers: &[Number]) -> Vec<(usize, usize, f64)> {
         let mut out = Vec::new();
-        for (n, value) in amounts_in(sentence, &numbers) {
+        for (n, value) in amounts_in(sentence, numbers) {
             let Some((_, end)) = n.scale_word(sentence) else {
                 continue;
             };
@@ -437,7 +436,7 @@ impl Grounding {
     pub fn mend_amounts(&self, sentence: &str, lang: Lang) -> String {
         let numbers = numbers_in(sentence);
         let mut out = sentence.to_string();
-        for (start, end, _) in self.wrong_amounts(sentence).into_iter().rev() {
+        for (start, end, _) in self.wrong_amounts(sentence, &numbers).into_iter().rev() {
             let Some(n) = numbers.iter().find(|n| n.end - n.raw.len() == start) else {
                 continue;
             };
@@ -522,7 +521,8 @@ impl Grounding {
                 bare.chars().filter(|c| c.is_numeric()).collect(),
             ));
         }
-        for n in numbers_in(bare) {
+        let numbers = numbers_in(bare);
+        for n in &numbers {
             // `N월` is a month: one the article names, as `7월` or `July` (its 73 is no `73월`).
             if bare[n.end..].starts_with('월') {
                 if !n
@@ -533,15 +533,15 @@ impl Grounding {
                     return Err(Violation::Date(format!("{}월", n.raw)));
                 }
             } else if !self.numbers.contains(&n.digits) {
-                return Err(Violation::Number(n.digits));
+                return Err(Violation::Number(n.digits.clone()));
             } else if is_percent(&bare[n.end..]) && !self.percents.contains(&n.digits) {
-                return Err(Violation::Percent(n.digits));
+                return Err(Violation::Percent(n.digits.clone()));
             }
         }
-        if let Some((start, end, _)) = self.wrong_amounts(bare).into_iter().next() {
+        if let Some((start, end, _)) = self.wrong_amounts(bare, &numbers).into_iter().next() {
             return Err(Violation::Amount(bare[start..end].to_string()));
         }
-        for (at, code) in currencies_in(bare) {
+        for (at, code) in currencies_in(bare, &numbers) {
             if !self.currencies.contains(code) {
                 let word = currency_at(&bare[at..]).map_or("", |c| c.0);
                 return Err(Violation::Currency(bare[at..at + word.len()].to_string()));
@@ -789,11 +789,11 @@ const CURRENCIES: &[(&str, &str)] = &[
 /// plural `s`), with its currency.
 fn currency_at(text: &str) -> Option<(&'static str, &'static str)> {
     CURRENCIES.iter().copied().find(|(word, _)| {
+        let english_word = word.chars().all(|c| c.is_ascii_alphabetic());
         text.get(..word.len())
             .is_some_and(|head| head.eq_ignore_ascii_case(word))
-            && (!word.is_ascii()
-                || !word.chars().all(|c| c.is_ascii_alphabetic())
-                || !text[word.len()..]
+            && !(english_word
+                && text[word.len()..]
                     .trim_start_matches('s')
                     .starts_with(|c: char| c.is_alphabetic()))
     })
@@ -801,9 +801,9 @@ fn currency_at(text: &str) -> Option<(&'static str, &'static str)> {
 
 /// Where `text` names the currency of an amount: a word after a number (and its scale word), or
 /// a sign before one, with the currency.
-fn currencies_in(text: &str) -> Vec<(usize, &'static str)> {
+fn currencies_in(text: &str, numbers: &[Number]) -> Vec<(usize, &'static str)> {
     let mut out = Vec::new();
-    for n in numbers_in(text) {
+    for n in numbers {
         let start = n.end - n.raw.len();
         let before = text[..start].trim_end_matches("US");
         if let Some((sign, code)) = CURRENCIES
@@ -899,18 +899,11 @@ fn quantities(text: &str, numbers: &[Number]) -> Vec<(usize, usize, u64)> {
 pub fn english_quantities(text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for (start, end, value) in quantities(text, &numbers_in(text)) {
-        let english = if value < 1_000_000 {
-            group_thousands(value)
-        } else {
-            let (name, exp) = [("trillion", 12i32), ("billion", 9), ("million", 6)]
-                .into_iter()
-                .find(|(_, e)| value >= 10u64.pow(*e as u32))
-                .expect("value is at least a million");
-            match two_decimals(value as f64 / 10f64.powi(exp)) {
-                Some(s) => format!("{s} {name}"),
-                None => group_thousands(value),
-            }
-        };
+        let english = match value < 1_000_000 {
+            true => None,
+            false => in_scale_words(value as f64, &EN_SCALES[..3]),
+        }
+        .unwrap_or_else(|| group_thousands(value));
         let pair = (text[start..end].to_string(), english);
         if !out.contains(&pair) {
             out.push(pair);
@@ -936,13 +929,7 @@ pub fn korean_renderings(text: &str) -> Vec<(String, String)> {
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(word.len())];
         let value = v * 10f64.powi(exp);
-        let korean = [("조", 12), ("억", 8), ("만", 4)]
-            .into_iter()
-            .filter(|(_, e)| value >= 10f64.powi(*e))
-            .find_map(|(unit, e)| {
-                two_decimals(value / 10f64.powi(e)).map(|m| format!("{m}{unit}"))
-            });
-        if let Some(korean) = korean {
+        if let Some(korean) = in_scale_words(value, &KO_SCALES[..3]) {
             let pair = (format!("{} {word}", n.raw), korean);
             if !out.contains(&pair) {
                 out.push(pair);
@@ -1122,17 +1109,28 @@ fn render_amount(value: f64, lang: Lang) -> Option<String> {
         }
         return Some(out);
     }
-    let scales: &[(&str, i32)] = match lang {
-        Lang::En => &[
-            (" trillion", 12),
-            (" billion", 9),
-            (" million", 6),
-            (" thousand", 3),
-        ],
-        Lang::Ko => &[("조", 12), ("억", 8), ("만", 4), ("천", 3)],
-    };
-    let &(word, exp) = scales.iter().find(|(_, e)| value >= 10f64.powi(*e))?;
-    two_decimals(value / 10f64.powi(exp)).map(|m| format!("{m}{word}"))
+    match lang {
+        Lang::En => in_scale_words(value, &EN_SCALES),
+        Lang::Ko => in_scale_words(value, &KO_SCALES),
+    }
+}
+
+/// Scale words of English and Korean amounts, largest first, with their powers of ten.
+const EN_SCALES: [(&str, i32); 4] = [
+    (" trillion", 12),
+    (" billion", 9),
+    (" million", 6),
+    (" thousand", 3),
+];
+const KO_SCALES: [(&str, i32); 4] = [("조", 12), ("억", 8), ("만", 4), ("천", 3)];
+
+/// `value` with the largest of `scales` it reaches that two decimals can write it in (`13.2
+/// trillion`, `19억`), or `None`.
+fn in_scale_words(value: f64, scales: &[(&str, i32)]) -> Option<String> {
+    scales
+        .iter()
+        .filter(|(_, e)| value >= 10f64.powi(*e))
+        .find_map(|(word, e)| two_decimals(value / 10f64.powi(*e)).map(|m| format!("{m}{word}")))
 }
 
 /// `x` written with at most two decimals and no trailing zeros (`13.2`, `104`), or `None` when two

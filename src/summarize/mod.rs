@@ -548,9 +548,6 @@ impl Summarizer {
                 .map(|e| (e.source.clone(), e.target.clone()))
                 .chain(ground::english_quantities(&first.text)),
         );
-        if std::env::var_os("SIFT_DEBUG").is_some() {
-            eprintln!("sift: [debug] names and numbers for the translation:\n{listed}");
-        }
         // English writes no Hangul: a Korean phrase left as it stands sinks the sentence.
         let classes = [Class::Digits, Class::Hangul];
         let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
@@ -662,9 +659,6 @@ impl Summarizer {
                 .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
                 .chain(ground::korean_renderings(&first.text)),
         );
-        if std::env::var_os("SIFT_DEBUG").is_some() {
-            eprintln!("sift: [debug] names and numbers for the translation:\n{listed}");
-        }
         let prompt = &self.prompts.translate_en_ko;
         let classes = [Class::Digits, Class::Latin];
         let hangul_only = grounding.without_latin_runs();
@@ -1073,6 +1067,10 @@ pub fn article_language(text: &str) -> Result<Lang> {
 /// quantities, in the language translated from first), or `-` when there are none.
 fn listing(pairs: impl Iterator<Item = (String, String)>) -> String {
     let lines: Vec<String> = pairs.map(|(from, to)| format!("{from} = {to}")).collect();
+    if std::env::var_os("SIFT_DEBUG").is_some() {
+        eprintln!("sift: [debug] names and numbers for the translation:");
+        lines.iter().for_each(|l| eprintln!("  {l}"));
+    }
     match lines.is_empty() {
         true => "-".to_string(),
         false => lines.join("\n"),
