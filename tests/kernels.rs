@@ -8,7 +8,7 @@ mod common;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
-use sift::kernels::{available, dequantize_row, QLinear};
+use sift::kernels::{dequantize_row, level, QLinear};
 use sift::model::manifest::Role;
 
 /// A deterministic pseudo-random tensor (xorshift), values in [-scale, scale).
@@ -57,10 +57,13 @@ fn check(weight: QTensor, same: QTensor, rows: &[usize], what: &str) {
 
 #[test]
 fn fast_kernels_match_candle_on_random_weights() {
-    if !available() {
-        eprintln!("no AVX-512 VNNI here: the fast path is not used, nothing to compare");
+    let Some(level) = level() else {
+        eprintln!(
+            "neither AVX-512 VNNI nor AVX2 here: the fast path is not used, nothing to compare"
+        );
         return;
-    }
+    };
+    eprintln!("fast kernels: {level:?}");
     for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
         for (n, k) in [(40, 256), (96, 1536), (33, 768)] {
             let w = random((n, k), (n * k) as u64, 0.5);
@@ -94,10 +97,13 @@ fn quantized_rows_dequantize_like_candle() {
 
 #[test]
 fn fast_kernels_match_candle_on_the_chat_models_weights() {
-    if !available() {
-        eprintln!("no AVX-512 VNNI here: the fast path is not used, nothing to compare");
+    let Some(level) = level() else {
+        eprintln!(
+            "neither AVX-512 VNNI nor AVX2 here: the fast path is not used, nothing to compare"
+        );
         return;
-    }
+    };
+    eprintln!("fast kernels: {level:?}");
     let path = common::model_path(Role::Summarizer);
     let mut file = std::fs::File::open(&path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();

@@ -15,9 +15,12 @@
 //! 4 positions of 16 tokens, 2 weight rows x 32 tokens per pass. Either way the output columns are
 //! split across the rayon pool's threads, and nothing is kept beside the GGUF blocks.
 //!
-//! Dispatch is at run time (`is_x86_feature_detected!`): without AVX-512 BW + VNNI, or for a weight
-//! type other than Q4_K and Q6_K, [`QLinear`] falls back to candle's `QMatMul`. The arithmetic is
-//! the same as candle's up to float summation order (`tests/kernels.rs` holds the two together).
+//! Dispatch is at run time (`is_x86_feature_detected!`, [`level`]): on CPUs with AVX2 but no
+//! AVX-512 (AMD Zen 1-3, older Intel) the same activation blocks go through `avx2`'s bodies, one
+//! weight row against up to 8 token rows for batches too (`vpmaddubsw` then `vpmaddwd`); with
+//! neither, or for a weight type other than Q4_K and Q6_K, [`QLinear`] falls back to candle's
+//! `QMatMul`. The arithmetic is the same as candle's up to float summation order
+//! (`tests/kernels.rs` holds the two together).
 
 use std::sync::Arc;
 
@@ -25,6 +28,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Storage, Tensor};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod q4_0;
@@ -88,7 +93,43 @@ impl Kind {
     }
 }
 
-/// Whether this CPU runs the fast kernels (AVX-512 F, BW and VNNI).
+/// Which bodies the Q4_K / Q6_K products run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// AVX-512 F, BW and VNNI: row tiles for a few tokens, panels (tokens in the lanes) for more.
+    Avx512,
+    /// AVX2 and FMA: row tiles whatever the number of tokens.
+    Avx2,
+}
+
+/// The fastest bodies this CPU runs, or `None` (then candle's `QMatMul` does the products).
+/// `SIFT_NO_FAST_KERNELS` set: `None`; `SIFT_AVX2_KERNELS` set: AVX2 even where AVX-512 is there
+/// (to compare the two on one machine).
+pub fn level() -> Option<Level> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static LEVEL: OnceLock<Option<Level>> = OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            if std::env::var_os("SIFT_NO_FAST_KERNELS").is_some() {
+                None
+            } else if available() && std::env::var_os("SIFT_AVX2_KERNELS").is_none() {
+                Some(Level::Avx512)
+            } else if avx2::available() {
+                Some(Level::Avx2)
+            } else {
+                None
+            }
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Whether this CPU runs the AVX-512 kernels (AVX-512 F, BW and VNNI): the chat model's batch
+/// panels and the encoder's own forward pass need them.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -215,7 +256,7 @@ fn check_shapes(
     m: usize,
     out: &[f32],
 ) {
-    assert!(available(), "the fast kernels need AVX-512 BW and VNNI");
+    assert!(level().is_some(), "the fast kernels need AVX2 or AVX-512");
     assert!(
         w.len() >= n * kb * kind.block_bytes(),
         "weights shorter than {n} rows"
@@ -249,6 +290,7 @@ pub fn matmul_panels(
 ) {
     use avx512::{PanelBlock, WeightBlock, PANEL};
     check_shapes(kind, w, n, kb, acts, m, out);
+    assert!(available(), "the batch panels need AVX-512 BW and VNNI");
     let bb = kind.block_bytes();
     // Panels of 16 tokens, an even number of them (the last ones padded with zeros).
     let np = m.div_ceil(PANEL).next_multiple_of(2);
@@ -349,6 +391,13 @@ unsafe fn tile(
     #[cfg(target_arch = "x86_64")]
     {
         const R: usize = avx512::MAX_ROWS;
+        const _: () = assert!(avx2::MAX_ROWS == R);
+        let body = match (level(), kind) {
+            (Some(Level::Avx512), Kind::Q4K) => avx512::q4k_rows,
+            (Some(Level::Avx512), Kind::Q6K) => avx512::q6k_rows,
+            (_, Kind::Q4K) => avx2::q4k_rows,
+            (_, Kind::Q6K) => avx2::q6k_rows,
+        };
         let mut r0 = 0;
         while r0 < m {
             let rows = (m - r0).min(R);
@@ -356,10 +405,7 @@ unsafe fn tile(
             for c in c0..c1 {
                 let wr = &w[c * row_bytes..(c + 1) * row_bytes];
                 let mut sums = [0f32; R];
-                match kind {
-                    Kind::Q4K => avx512::q4k_rows(wr, kb, a, rows, &mut sums),
-                    Kind::Q6K => avx512::q6k_rows(wr, kb, a, rows, &mut sums),
-                }
+                body(wr, kb, a, rows, &mut sums);
                 for (r, s) in sums[..rows].iter().enumerate() {
                     *out.add((r0 + r) * n + c) = *s;
                 }
@@ -370,7 +416,7 @@ unsafe fn tile(
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (kind, w, row_bytes, c0, c1, kb, acts, m, n, out);
-        unreachable!("available() is false off x86_64");
+        unreachable!("level() is None off x86_64");
     }
 }
 
@@ -407,7 +453,7 @@ impl QLinear {
             weight.shape().dims2(),
             weight.device(),
         ) {
-            (Some(kind), Ok((n, k)), Device::Cpu) if available() && k % QK == 0 => {
+            (Some(kind), Ok((n, k)), Device::Cpu) if level().is_some() && k % QK == 0 => {
                 Some((kind, n, k))
             }
             _ => None,
@@ -438,8 +484,10 @@ impl QLinear {
             return self.fallback.forward(x);
         }
         let x = x.contiguous()?;
-        // Batches take the activations in natural order (tokens in lanes).
-        let order = if m > FAST_MAX_ROWS { Kind::Q6K } else { kind };
+        // Batches on AVX-512 go through the panels (tokens in the lanes), which take the
+        // activations in natural order; AVX2 has row tiles only.
+        let panels = m > FAST_MAX_ROWS && level() == Some(Level::Avx512);
+        let order = if panels { Kind::Q6K } else { kind };
         let acts = {
             let (storage, layout) = x.storage_and_layout();
             let Storage::Cpu(cpu) = &*storage else {
@@ -452,7 +500,7 @@ impl QLinear {
         };
         let data = self.weight.data()?;
         let mut out = vec![0f32; m * n];
-        if m > FAST_MAX_ROWS {
+        if panels {
             #[cfg(target_arch = "x86_64")]
             matmul_panels(kind, &data, n, k / QK, &acts, m, &mut out);
         } else {
