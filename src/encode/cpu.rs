@@ -1,5 +1,7 @@
-//! The encoder's own forward pass for CPUs with AVX-512 VNNI: the same BERT as candle's `BertModel`
-//! (the reference, which CUDA and other CPUs run), computed the way a 2-core machine needs.
+//! The encoder's own forward pass for CPUs with AVX-512 VNNI or AVX2: the same BERT as candle's
+//! `BertModel` (the reference, which CUDA and other CPUs run), computed the way a 2-core machine
+//! needs. The AVX-512 bodies are in `simd`, the AVX2 ones (8 lanes, same arithmetic up to float
+//! summation order) in `avx2`.
 //!
 //! Why this exists: through candle the encoder managed about 25 sentences a second on 2 cores,
 //! most of it in f32 matrix products on AVX2 kernels, a scalar `erf` and per-op overheads. Here the
@@ -18,9 +20,15 @@ use rayon::prelude::*;
 use crate::kernels::q4_0::{self, Epilogue, Q4Weights, Q8Rows};
 use crate::model::e5s1::{E5Image, RawData, RawTensor};
 
-/// Whether this CPU runs [`CpuBert`] (AVX-512 F, BW and VNNI; `SIFT_NO_FAST_KERNELS` unset).
+/// Whether this CPU runs [`CpuBert`] (AVX-512 F, BW and VNNI, or AVX2 and FMA;
+/// `SIFT_NO_FAST_KERNELS` unset).
 pub fn available() -> bool {
-    crate::kernels::available()
+    q4_0::available()
+}
+
+/// Whether the AVX-512 bodies run here (otherwise the AVX2 ones).
+fn wide() -> bool {
+    crate::kernels::level() == Some(crate::kernels::Level::Avx512)
 }
 
 struct Layer {
@@ -153,7 +161,7 @@ impl CpuBert {
     /// (`[sum of lengths, hidden]`, row-major). Ids past the vocabulary read as id 0; sequences
     /// must be no longer than the position limit.
     pub fn forward(&self, seqs: &[&[u32]]) -> Vec<f32> {
-        assert!(available(), "the CPU forward needs AVX-512 BW and VNNI");
+        assert!(available(), "the CPU forward needs AVX2 or AVX-512");
         let h = self.hidden;
         let mut spans = Vec::with_capacity(seqs.len());
         let mut total = 0;
@@ -245,7 +253,11 @@ impl CpuBert {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `available()` was checked by `forward`; the slices hold `len` rows.
                 unsafe {
-                    simd::attend(rows, len, h, self.heads, hd, out)
+                    if wide() {
+                        simd::attend(rows, len, h, self.heads, hd, out)
+                    } else {
+                        avx2::attend(rows, len, h, self.heads, hd, out)
+                    }
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (rows, out, hd);
@@ -263,8 +275,14 @@ const PRECISE: bool = true;
 fn layer_norm(x: &mut [f32], (w, b): &(Vec<f32>, Vec<f32>), eps: f32) {
     #[cfg(target_arch = "x86_64")]
     if x.len().is_multiple_of(16) {
-        // SAFETY: `forward` checked `available()` (AVX-512 F among it).
-        unsafe { simd::layer_norm(x, w, b, eps) };
+        // SAFETY: `forward` checked `available()` (AVX-512 F or AVX2 and FMA among it).
+        unsafe {
+            if wide() {
+                simd::layer_norm(x, w, b, eps)
+            } else {
+                avx2::layer_norm(x, w, b, eps)
+            }
+        };
         return;
     }
     let n = x.len() as f32;
@@ -385,6 +403,125 @@ mod simd {
                         _mm512_storeu_ps(
                             out.as_mut_ptr().add((i0 + t) * h + head * hd + 16 * c),
                             *acc,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`simd`]'s functions on 8 lanes, for CPUs with AVX2 and FMA but no AVX-512.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::*;
+
+    use crate::kernels::vmath::avx2::softmax;
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// See [`super::layer_norm`]; `x.len()` a multiple of 8.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `w` and `b` at least as long as `x`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn layer_norm(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+        let n = x.len();
+        let p = x.as_mut_ptr();
+        let mut sum = _mm256_setzero_ps();
+        for i in (0..n).step_by(8) {
+            sum = _mm256_add_ps(sum, _mm256_loadu_ps(p.add(i)));
+        }
+        let mean = hsum(sum) / n as f32;
+        let mv = _mm256_set1_ps(mean);
+        let mut sq = _mm256_setzero_ps();
+        for i in (0..n).step_by(8) {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(p.add(i)), mv);
+            sq = _mm256_fmadd_ps(d, d, sq);
+        }
+        let var = hsum(sq) / n as f32;
+        let inv = _mm256_set1_ps(1.0 / (var + eps).sqrt());
+        for i in (0..n).step_by(8) {
+            let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p.add(i)), mv), inv);
+            let y = _mm256_fmadd_ps(
+                d,
+                _mm256_loadu_ps(w.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+            );
+            _mm256_storeu_ps(p.add(i), y);
+        }
+    }
+
+    /// As `simd::attend`: scores of 4 queries against 8 keys per step, then each query's
+    /// weighted sum of the values, 8 dimensions per vector.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `hd` a multiple of 16, at most 64; the slices as long as the shapes say.
+    #[allow(clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn attend(
+        rows: &[f32],
+        len: usize,
+        h: usize,
+        heads: usize,
+        hd: usize,
+        out: &mut [f32],
+    ) {
+        const Q: usize = 4;
+        let lp = len.next_multiple_of(8);
+        let stride = 3 * h;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut kt = vec![0f32; hd * lp];
+        let mut scores = vec![0f32; Q * lp];
+        let nv = hd / 8;
+        let rp = rows.as_ptr();
+        for head in 0..heads {
+            let (qo, ko, vo) = (head * hd, h + head * hd, 2 * h + head * hd);
+            for j in 0..len {
+                for d in 0..hd {
+                    kt[d * lp + j] = rows[j * stride + ko + d];
+                }
+            }
+            for i0 in (0..len).step_by(Q) {
+                let nq = Q.min(len - i0);
+                let qp: [*const f32; Q] =
+                    std::array::from_fn(|t| rp.add((i0 + t.min(nq - 1)) * stride + qo));
+                for jv in (0..lp).step_by(8) {
+                    let mut acc = [_mm256_setzero_ps(); Q];
+                    for d in 0..hd {
+                        let k = _mm256_loadu_ps(kt.as_ptr().add(d * lp + jv));
+                        for t in 0..Q {
+                            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(*qp[t].add(d)), k, acc[t]);
+                        }
+                    }
+                    for t in 0..Q {
+                        _mm256_storeu_ps(
+                            scores.as_mut_ptr().add(t * lp + jv),
+                            _mm256_mul_ps(acc[t], _mm256_set1_ps(scale)),
+                        );
+                    }
+                }
+                for t in 0..nq {
+                    softmax(&mut scores[t * lp..t * lp + len]);
+                }
+                for t in 0..nq {
+                    let mut acc = [_mm256_setzero_ps(); 8];
+                    for j in 0..len {
+                        let v = rp.add(j * stride + vo);
+                        let p = _mm256_set1_ps(*scores.get_unchecked(t * lp + j));
+                        for c in 0..nv {
+                            acc[c] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v.add(8 * c)), acc[c]);
+                        }
+                    }
+                    for c in 0..nv {
+                        _mm256_storeu_ps(
+                            out.as_mut_ptr().add((i0 + t) * h + head * hd + 8 * c),
+                            acc[c],
                         );
                     }
                 }

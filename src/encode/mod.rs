@@ -4,8 +4,8 @@
 //! limit; longer inputs are cut at the limit. Texts are batched with padding and an attention mask, so
 //! padding never leaks into the mean.
 //!
-//! One model, two forwards: on a CPU with AVX-512 VNNI the encoder runs its own forward ([`cpu`]:
-//! int8 products on the Q4_0 weights, no padding computed); elsewhere (CUDA, other CPUs, or
+//! One model, two forwards: on a CPU with AVX-512 VNNI or AVX2 the encoder runs its own forward
+//! ([`cpu`]: int8 products on the Q4_0 weights, no padding computed); elsewhere (CUDA, other CPUs, or
 //! `SIFT_NO_FAST_KERNELS` set) candle's `BertModel`, which is also the reference the fast one is
 //! tested against.
 

@@ -19,8 +19,13 @@
 //! `examples/encoder_kernel_bench`, one thread, shared machine).
 //! Rows and column groups are split across the rayon pool.
 //!
-//! Dispatch is at run time: [`super::available`] (AVX-512 F, BW and VNNI); the scalar
-//! [`matmul_reference`] defines the arithmetic and is what the tests hold the kernel to.
+//! On CPUs with AVX2 but no AVX-512 the same layout serves 8 columns per vector: `vpmaddubsw`
+//! (pairs of products summed in 16 bits: at most 15 * 128 * 2, so a whole block's 8 steps sum in 16
+//! bits without saturating) and one `vpmaddwd` by ones per block into 32 bits; a tile is 4 rows x
+//! 16 columns.
+//!
+//! Dispatch is at run time ([`available`]); the scalar [`matmul_reference`] defines the
+//! arithmetic and is what the tests hold the kernels to.
 
 use rayon::prelude::*;
 
@@ -199,7 +204,7 @@ impl Q8Rows {
             .for_each(|(r, (((qs, lo), d), corr))| {
                 let x = row(r);
                 #[cfg(target_arch = "x86_64")]
-                if super::available() {
+                if super::level() == Some(super::Level::Avx512) {
                     // SAFETY: the features are there; the slices are one row each.
                     unsafe { avx512_q4::quantize_row(x, qs, lo, d, corr) };
                     return;
@@ -297,16 +302,20 @@ impl Epilogue<'_> {
     }
 }
 
+/// Whether this CPU runs [`matmul`]: AVX-512 F, BW and VNNI, or AVX2 and FMA
+/// (`SIFT_NO_FAST_KERNELS` unset).
+pub fn available() -> bool {
+    super::level().is_some()
+}
+
 /// `out[r * n + c] = epilogue(sum_k a[r][k] * w[c][k])` for the first `m` rows of `a`, on the
-/// AVX-512 VNNI kernel.
+/// AVX-512 VNNI kernel or the AVX2 one.
 ///
 /// # Panics
-/// If the shapes disagree, or the CPU lacks the features ([`super::available`]).
+/// If the shapes disagree, or the CPU lacks the features ([`available`]).
 pub fn matmul(w: &Q4Weights, a: &Q8Rows, m: usize, out: &mut [f32], epilogue: Epilogue) {
-    assert!(
-        super::available(),
-        "the fast kernels need AVX-512 BW and VNNI"
-    );
+    assert!(available(), "the fast kernels need AVX2 or AVX-512");
+    let wide = super::level() == Some(super::Level::Avx512);
     assert!(a.k == w.k && m <= a.rows && out.len() >= m * w.n);
     epilogue.check(m, w.n);
     if m == 0 {
@@ -330,10 +339,19 @@ pub fn matmul(w: &Q4Weights, a: &Q8Rows, m: usize, out: &mut [f32], epilogue: Ep
         // SAFETY: `available()` checked the features; each task writes only rows r0..r1 of
         // columns g0 * 16..g1 * 16, and the asserts above checked the lengths.
         unsafe {
-            if a.is_precise() {
-                avx512_q4::task::<true>(w, a, r0, r1, g0, g1, m, out_ptr.get(), epilogue)
-            } else {
-                avx512_q4::task::<false>(w, a, r0, r1, g0, g1, m, out_ptr.get(), epilogue)
+            match (wide, a.is_precise()) {
+                (true, true) => {
+                    avx512_q4::task::<true>(w, a, r0, r1, g0, g1, m, out_ptr.get(), epilogue)
+                }
+                (true, false) => {
+                    avx512_q4::task::<false>(w, a, r0, r1, g0, g1, m, out_ptr.get(), epilogue)
+                }
+                (false, true) => {
+                    avx2_q4::task::<true>(w, a, r0, r1, g0, g1, m, out_ptr.get(), epilogue)
+                }
+                (false, false) => {
+                    avx2_q4::task::<false>(w, a, r0, r1, g0, g1, m, out_ptr.get(), epilogue)
+                }
             }
         };
         #[cfg(not(target_arch = "x86_64"))]
@@ -557,6 +575,133 @@ mod avx512_q4 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2_q4 {
+    use core::arch::x86_64::*;
+
+    use super::{Epilogue, Q4Weights, Q8Rows, QB, TILE_ROWS};
+    use crate::kernels::vmath::avx2::gelu8;
+
+    const R: usize = TILE_ROWS;
+
+    /// As `avx512_q4::task`, one group of 16 columns (two vectors) at a time.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `out` holds `m * w.n` values; no other thread writes these rows of these
+    /// columns.
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn task<const PRECISE: bool>(
+        w: &Q4Weights,
+        a: &Q8Rows,
+        r0: usize,
+        r1: usize,
+        g0: usize,
+        g1: usize,
+        m: usize,
+        out: *mut f32,
+        epilogue: Epilogue,
+    ) {
+        let k = w.k;
+        let kb = k / QB;
+        let n = w.n;
+        let real_groups = n / 16;
+        let ones = _mm256_set1_epi16(1);
+        let mut r = r0;
+        while r < r1 {
+            for g in g0..g1.min(real_groups) {
+                let mut res = [[_mm256_setzero_ps(); 2]; R];
+                let wp = w.packed.as_ptr().add(g * k * 16);
+                let sp = w.scales.as_ptr().add(g * kb * 16);
+                let ap = a.qs.as_ptr().add(r * k);
+                let lp = if PRECISE {
+                    a.lo.as_ptr().add(r * k)
+                } else {
+                    ap
+                };
+                for b in 0..kb {
+                    // A block's 8 steps summed in 16 bits, then widened once.
+                    macro_rules! dot_pass {
+                        ($bytes:expr) => {{
+                            let src: *const i8 = $bytes;
+                            let mut acc = [[_mm256_setzero_si256(); 2]; R];
+                            // Not unrolled: unrolled, the steps' loads were hoisted and the
+                            // accumulators spilled to the stack.
+                            for s in 0..std::hint::black_box(QB / 4) {
+                                let kk4 = b * (QB / 4) + s;
+                                let w0 = _mm256_loadu_si256(wp.add(kk4 * 64) as *const _);
+                                let w1 = _mm256_loadu_si256(wp.add(kk4 * 64 + 32) as *const _);
+                                for i in 0..R {
+                                    let av = _mm256_set1_epi32(std::ptr::read_unaligned(
+                                        src.add(i * k + kk4 * 4) as *const i32,
+                                    ));
+                                    acc[i][0] =
+                                        _mm256_add_epi16(acc[i][0], _mm256_maddubs_epi16(w0, av));
+                                    acc[i][1] =
+                                        _mm256_add_epi16(acc[i][1], _mm256_maddubs_epi16(w1, av));
+                                }
+                            }
+                            let mut wide = [[_mm256_setzero_si256(); 2]; R];
+                            for i in 0..R {
+                                for h in 0..2 {
+                                    wide[i][h] = _mm256_madd_epi16(acc[i][h], ones);
+                                }
+                            }
+                            wide
+                        }};
+                    }
+                    let mut acc = dot_pass!(ap);
+                    if PRECISE {
+                        // The high bytes count 256 times the low ones.
+                        let lo = dot_pass!(lp);
+                        for i in 0..R {
+                            for h in 0..2 {
+                                acc[i][h] =
+                                    _mm256_add_epi32(_mm256_slli_epi32::<8>(acc[i][h]), lo[i][h]);
+                            }
+                        }
+                    }
+                    let dw = [
+                        _mm256_loadu_ps(sp.add(b * 16)),
+                        _mm256_loadu_ps(sp.add(b * 16 + 8)),
+                    ];
+                    for i in 0..R {
+                        let c = _mm256_set1_epi32(*a.corr.get_unchecked((r + i) * kb + b));
+                        let da = _mm256_set1_ps(*a.d.get_unchecked((r + i) * kb + b));
+                        for h in 0..2 {
+                            let f = _mm256_cvtepi32_ps(_mm256_add_epi32(acc[i][h], c));
+                            res[i][h] = _mm256_fmadd_ps(_mm256_mul_ps(f, da), dw[h], res[i][h]);
+                        }
+                    }
+                }
+                for (i, res) in res.iter().enumerate() {
+                    let row = r + i;
+                    if row >= m {
+                        break;
+                    }
+                    for (h, &v) in res.iter().enumerate() {
+                        let col = g * 16 + 8 * h;
+                        let v = match epilogue {
+                            Epilogue::Bias(bias) => {
+                                _mm256_add_ps(v, _mm256_loadu_ps(bias.as_ptr().add(col)))
+                            }
+                            Epilogue::BiasGelu(bias) => {
+                                gelu8(_mm256_add_ps(v, _mm256_loadu_ps(bias.as_ptr().add(col))))
+                            }
+                            Epilogue::BiasResidual(bias, resid) => _mm256_add_ps(
+                                _mm256_add_ps(v, _mm256_loadu_ps(bias.as_ptr().add(col))),
+                                _mm256_loadu_ps(resid.as_ptr().add(row * n + col)),
+                            ),
+                        };
+                        _mm256_storeu_ps(out.add(row * n + col), v);
+                    }
+                }
+            }
+            r += R;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,8 +793,10 @@ mod tests {
 
     #[test]
     fn kernel_matches_the_scalar_reference() {
-        if !crate::kernels::available() {
-            eprintln!("no AVX-512 VNNI here: the kernel is not used, nothing to compare");
+        if !available() {
+            eprintln!(
+                "neither AVX-512 VNNI nor AVX2 here: the kernel is not used, nothing to compare"
+            );
             return;
         }
         for (m, n, k) in [
