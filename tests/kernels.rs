@@ -8,7 +8,9 @@ mod common;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
-use sift::kernels::{dequantize_row, level, QLinear};
+use sift::kernels::{
+    dequantize_row, level, matmul_blocks_on, quantize_rows, supports, Kind, Level, QLinear, QK,
+};
 use sift::model::manifest::Role;
 
 /// A deterministic pseudo-random tensor (xorshift), values in [-scale, scale).
@@ -129,4 +131,37 @@ fn fast_kernels_match_candle_on_the_chat_models_weights() {
         }
     }
     assert!(seen.contains(&GgmlDType::Q4K) && seen.contains(&GgmlDType::Q6K));
+}
+
+#[test]
+fn every_body_this_cpu_runs_matches_candle() {
+    // Both kinds of bodies where the CPU has both (an AVX-512 machine checks the AVX2 ones too).
+    let levels: Vec<Level> = [Level::Avx512, Level::Avx2]
+        .into_iter()
+        .filter(|l| supports(*l))
+        .collect();
+    if levels.is_empty() {
+        eprintln!("neither AVX-512 VNNI nor AVX2 here: nothing to compare");
+        return;
+    }
+    for (dtype, kind) in [(GgmlDType::Q4K, Kind::Q4K), (GgmlDType::Q6K, Kind::Q6K)] {
+        let (n, k) = (72, 1024);
+        let w = random((n, k), 11, 0.5);
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let data = q.data().unwrap().to_vec();
+        let reference = QMatMul::from_qtensor(q).unwrap();
+        for m in [1, 3, 8, 13, 40] {
+            let x = random((m, k), 5 + m as u64, 2.0);
+            let want = reference.forward(&x).unwrap();
+            let acts = quantize_rows(&x.flatten_all().unwrap().to_vec1().unwrap(), m, k, kind);
+            for &level in &levels {
+                let mut out = vec![0f32; m * n];
+                matmul_blocks_on(level, kind, &data, n, k / QK, &acts, m, &mut out);
+                let got = Tensor::from_vec(out, (m, n), &Device::Cpu).unwrap();
+                let rel = worst_relative(&want, &got);
+                eprintln!("{level:?} {dtype:?}, {m} rows: worst difference {rel:.2e}");
+                assert!(rel <= 1e-5, "{level:?} {dtype:?}, {m} rows: {rel:.2e}");
+            }
+        }
+    }
 }

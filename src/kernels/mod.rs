@@ -217,7 +217,44 @@ pub fn matmul_blocks(
     m: usize,
     out: &mut [f32],
 ) {
+    let level = level().expect("the fast kernels need AVX2 or AVX-512");
+    matmul_blocks_on(level, kind, w, n, kb, acts, m, out)
+}
+
+/// Whether this CPU can run the bodies of `level` (whatever [`level`] chose).
+pub fn supports(level: Level) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match level {
+            Level::Avx512 => available(),
+            Level::Avx2 => avx2::available(),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = level;
+        false
+    }
+}
+
+/// [`matmul_blocks`] on the bodies of `level` (so that tests on an AVX-512 machine check the
+/// AVX2 ones too).
+///
+/// # Panics
+/// As [`matmul_blocks`], or if this CPU does not [`supports`] `level`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_blocks_on(
+    level: Level,
+    kind: Kind,
+    w: &[u8],
+    n: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    out: &mut [f32],
+) {
     check_shapes(kind, w, n, kb, acts, m, out);
+    assert!(supports(level), "this CPU cannot run the {level:?} kernels");
     let row_bytes = kb * kind.block_bytes();
     let out_ptr = SyncPtr(out.as_mut_ptr());
     // Columns per task: for one row (decode), one even share per thread so the weights stream
@@ -236,7 +273,21 @@ pub fn matmul_blocks(
         let c0 = t * cols;
         let c1 = n.min(c0 + cols);
         // SAFETY: each task writes only its own columns c0..c1 of every row.
-        unsafe { tile(kind, w, row_bytes, c0, c1, kb, acts, m, n, out_ptr.get()) }
+        unsafe {
+            tile(
+                level,
+                kind,
+                w,
+                row_bytes,
+                c0,
+                c1,
+                kb,
+                acts,
+                m,
+                n,
+                out_ptr.get(),
+            )
+        }
     };
     if tasks == 1 || threads == 1 {
         (0..tasks).for_each(run);
@@ -377,6 +428,7 @@ impl SyncPtr {
 /// Columns `c0..c1` of every row.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile(
+    level: Level,
     kind: Kind,
     w: &[u8],
     row_bytes: usize,
@@ -392,11 +444,11 @@ unsafe fn tile(
     {
         const R: usize = avx512::MAX_ROWS;
         const _: () = assert!(avx2::MAX_ROWS == R);
-        let body = match (level(), kind) {
-            (Some(Level::Avx512), Kind::Q4K) => avx512::q4k_rows,
-            (Some(Level::Avx512), Kind::Q6K) => avx512::q6k_rows,
-            (_, Kind::Q4K) => avx2::q4k_rows,
-            (_, Kind::Q6K) => avx2::q6k_rows,
+        let body = match (level, kind) {
+            (Level::Avx512, Kind::Q4K) => avx512::q4k_rows,
+            (Level::Avx512, Kind::Q6K) => avx512::q6k_rows,
+            (Level::Avx2, Kind::Q4K) => avx2::q4k_rows,
+            (Level::Avx2, Kind::Q6K) => avx2::q6k_rows,
         };
         let mut r0 = 0;
         while r0 < m {
@@ -415,7 +467,7 @@ unsafe fn tile(
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (kind, w, row_bytes, c0, c1, kb, acts, m, n, out);
+        let _ = (level, kind, w, row_bytes, c0, c1, kb, acts, m, n, out);
         unreachable!("level() is None off x86_64");
     }
 }

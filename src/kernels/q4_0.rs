@@ -314,8 +314,27 @@ pub fn available() -> bool {
 /// # Panics
 /// If the shapes disagree, or the CPU lacks the features ([`available`]).
 pub fn matmul(w: &Q4Weights, a: &Q8Rows, m: usize, out: &mut [f32], epilogue: Epilogue) {
-    assert!(available(), "the fast kernels need AVX2 or AVX-512");
-    let wide = super::level() == Some(super::Level::Avx512);
+    let level = super::level().expect("the fast kernels need AVX2 or AVX-512");
+    matmul_on(level, w, a, m, out, epilogue)
+}
+
+/// [`matmul`] on the kernel of `level` (tests on an AVX-512 machine check the AVX2 one too).
+///
+/// # Panics
+/// As [`matmul`], or if this CPU does not [`super::supports`] `level`.
+pub fn matmul_on(
+    level: super::Level,
+    w: &Q4Weights,
+    a: &Q8Rows,
+    m: usize,
+    out: &mut [f32],
+    epilogue: Epilogue,
+) {
+    assert!(
+        super::supports(level),
+        "this CPU cannot run the {level:?} kernels"
+    );
+    let wide = level == super::Level::Avx512;
     assert!(a.k == w.k && m <= a.rows && out.len() >= m * w.n);
     epilogue.check(m, w.n);
     if m == 0 {
@@ -793,10 +812,13 @@ mod tests {
 
     #[test]
     fn kernel_matches_the_scalar_reference() {
-        if !available() {
-            eprintln!(
-                "neither AVX-512 VNNI nor AVX2 here: the kernel is not used, nothing to compare"
-            );
+        // Every kernel this CPU runs (an AVX-512 machine checks the AVX2 one too).
+        let levels: Vec<_> = [super::super::Level::Avx512, super::super::Level::Avx2]
+            .into_iter()
+            .filter(|l| super::super::supports(*l))
+            .collect();
+        if levels.is_empty() {
+            eprintln!("neither AVX-512 VNNI nor AVX2 here: the kernels are not used");
             return;
         }
         for (m, n, k) in [
@@ -818,15 +840,17 @@ mod tests {
                     Epilogue::BiasResidual(&bias, &resid),
                 ] {
                     let mut want = vec![0f32; m * n];
-                    let mut got = vec![f32::NAN; m * n];
                     matmul_reference(&w, &a, m, &mut want, epi);
-                    matmul(&w, &a, m, &mut got, epi);
                     let scale = want.iter().fold(0f32, |s, v| s.max(v.abs()));
-                    for (i, (x, y)) in want.iter().zip(&got).enumerate() {
-                        assert!(
-                            (x - y).abs() <= 1e-5 * scale,
-                            "{m}x{n}x{k} at {i}: {x} vs {y}"
-                        );
+                    for &level in &levels {
+                        let mut got = vec![f32::NAN; m * n];
+                        matmul_on(level, &w, &a, m, &mut got, epi);
+                        for (i, (x, y)) in want.iter().zip(&got).enumerate() {
+                            assert!(
+                                (x - y).abs() <= 1e-5 * scale,
+                                "{level:?} {m}x{n}x{k} at {i}: {x} vs {y}"
+                            );
+                        }
                     }
                 }
             }
