@@ -28,6 +28,9 @@ pub enum Violation {
     /// An amount with a scale word whose value the article does not write (`300 billion` for its
     /// `300억`, which is 30 billion).
     Amount(String),
+    /// A span of time the article does not state (`8 months` when it says 넉 달, four months, and
+    /// writes 8 only as a count).
+    Duration(String),
     /// A month or weekday the article does not name.
     Date(String),
     /// A Latin-script name that is neither in the article nor in the verified glossary.
@@ -53,6 +56,7 @@ impl std::fmt::Display for Violation {
             Violation::Percent(n) => write!(f, "percentage {n}% is not in the article"),
             Violation::Amount(a) => write!(f, "amount {a} is not in the article"),
             Violation::Currency(c) => write!(f, "currency {c} is not in the article"),
+            Violation::Duration(d) => write!(f, "span of time {d} is not in the article"),
             Violation::Date(d) => write!(f, "date word {d} is not in the article"),
             Violation::Name(n) => write!(f, "name {n} is not in the article"),
             Violation::Word(w) => write!(f, "word {w} is not in the article"),
@@ -105,6 +109,7 @@ impl Violation {
                 .into_iter()
                 .find(|n| &n.digits == digits && is_percent(&sentence[n.end..]))
                 .map(|n| n.end - n.raw.len()),
+            Violation::Duration(d) => sentence.find(d.as_str()),
             // Banning the first digit would ban the right amount too (300억 is 30 billion): an
             // amount is mended by [`Grounding::mend_amounts`] or refused, not asked for again.
             Violation::Amount(_) => None,
@@ -281,6 +286,8 @@ pub struct Grounding {
     numbers: HashSet<String>,
     /// Those of `numbers` the article writes as percentages (`21.2%`, `3 percent`).
     percents: HashSet<String>,
+    /// Spans of time the article states: a number and its unit (`3년`, `8 months`, `넉 달`).
+    durations: HashSet<(String, Unit)>,
     /// The values of the article's numbers, scale words applied (`300억` is 3e10).
     amounts: Vec<f64>,
     /// The article's numbers with a scale word: their digits and value (`300`, 3e10).
@@ -311,10 +318,18 @@ impl Grounding {
                 .collect(),
             ..Default::default()
         };
+        // `넉 달` states 4 months: the digits may be written.
+        for (digits, unit) in native_months(article) {
+            g.add_number(&digits);
+            g.durations.insert((digits, unit));
+        }
         let numbers = numbers_in(article);
         for n in &numbers {
             if is_percent(&article[n.end..]) {
                 g.percents.insert(n.digits.clone());
+            }
+            if let Some((unit, _)) = unit_after(&article[n.end..], true) {
+                g.durations.insert((n.digits.clone(), unit));
             }
             g.add_number(&n.digits);
             g.digit_runs.add_all(&n.raw, Class::Digits);
@@ -536,6 +551,13 @@ impl Grounding {
                 return Err(Violation::Number(n.digits.clone()));
             } else if is_percent(&bare[n.end..]) && !self.percents.contains(&n.digits) {
                 return Err(Violation::Percent(n.digits.clone()));
+            } else if let Some((unit, len)) = unit_after(&bare[n.end..], false) {
+                if !self.durations.contains(&(n.digits.clone(), unit)) {
+                    let start = n.end - n.raw.len();
+                    return Err(Violation::Duration(
+                        bare[start..n.end + len].trim_end().to_string(),
+                    ));
+                }
             }
         }
         if let Some((start, end, _)) = self.wrong_amounts(bare, &numbers).into_iter().next() {
@@ -829,6 +851,80 @@ fn is_percent(after: &str) -> bool {
     ["%", "％", "퍼센트", "percent", "per cent"]
         .iter()
         .any(|p| after.starts_with(p))
+}
+
+/// A unit of time after a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Unit {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// The unit of time that follows a number (`after` is the text after it), with the length of the
+/// text up to the unit's end; one space or hyphen may come between. `article`: every unit counts,
+/// Korean `일` (also a date, `8일`) and `년` (also a year, `2024년`) too. In a summary these two are
+/// not checked, or the dates of a translation would be refused; neither is an age (`30-year-old`).
+fn unit_after(after: &str, article: bool) -> Option<(Unit, usize)> {
+    let gap = after
+        .chars()
+        .next()
+        .filter(|c| *c == ' ' || *c == '-')
+        .map_or(0, char::len_utf8);
+    let rest = &after[gap..];
+    let lower = rest.to_ascii_lowercase();
+    const UNITS: [(&str, Unit, bool); 13] = [
+        ("개월", Unit::Month, true),
+        ("달", Unit::Month, true),
+        ("주", Unit::Week, true),
+        ("일", Unit::Day, false),
+        ("년", Unit::Year, false),
+        ("days", Unit::Day, true),
+        ("day", Unit::Day, true),
+        ("weeks", Unit::Week, true),
+        ("week", Unit::Week, true),
+        ("months", Unit::Month, true),
+        ("month", Unit::Month, true),
+        ("years", Unit::Year, true),
+        ("year", Unit::Year, true),
+    ];
+    let (word, unit, _) = UNITS
+        .iter()
+        .filter(|(_, _, checked)| article || *checked)
+        .find(|(w, _, _)| lower.starts_with(w))?;
+    let tail = &lower[word.len()..];
+    // A whole English word (`days`, not `daylight`); `30-year-old` is an age.
+    if word.is_ascii() && tail.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    if tail.starts_with("-old") || tail.starts_with(" old") {
+        return None;
+    }
+    Some((*unit, gap + word.len()))
+}
+
+/// Months the article counts with a native Korean numeral (`넉 달`, four months).
+fn native_months(article: &str) -> Vec<(String, Unit)> {
+    const NATIVE: [(&str, u32); 12] = [
+        ("한", 1),
+        ("두", 2),
+        ("세", 3),
+        ("석", 3),
+        ("네", 4),
+        ("넉", 4),
+        ("다섯", 5),
+        ("여섯", 6),
+        ("일곱", 7),
+        ("여덟", 8),
+        ("아홉", 9),
+        ("열", 10),
+    ];
+    NATIVE
+        .iter()
+        .filter(|(word, _)| article.contains(&format!("{word} 달")))
+        .map(|(_, n)| (n.to_string(), Unit::Month))
+        .collect()
 }
 
 /// Numbers in `text`: `1,500` → `1500`, `3.5` → `3.5`, `2026` → `2026`.
@@ -1435,6 +1531,44 @@ mod tests {
         assert_eq!(
             ko("판매가 14 퍼센트 늘었다."),
             Err(Violation::Percent("14".into()))
+        );
+    }
+
+    #[test]
+    fn a_span_of_time_must_be_one_the_article_states() {
+        let g = Grounding::new(
+            "넉 달 만에 다시 만났다. 8번이나 방문했다. 3년 만에 14개월 연속 늘었다. 지난 2주 동안, 5일 발표.",
+        );
+        let en = |s| g.check(s, Lang::En, false, &[]);
+        assert_eq!(en("They met again after 4 months."), Ok(()));
+        assert_eq!(
+            en("They met again after 8 months."),
+            Err(Violation::Duration("8 months".into()))
+        );
+        assert_eq!(
+            Violation::Duration("8 months".into()).at("He visited 8 times, for 8 months."),
+            Some(24)
+        );
+        assert_eq!(
+            en("It rose for 14 months, the first time in 3 years."),
+            Ok(())
+        );
+        assert_eq!(en("It lasted 2 weeks; 8 visits in 5 days."), Ok(()));
+        assert_eq!(
+            en("A 14-year rise."),
+            Err(Violation::Duration("14-year".into()))
+        );
+        // An age, a date and a year are not spans of time.
+        assert_eq!(en("The 8-year-old visited 8 times."), Ok(()));
+        let ko = |s| g.check(s, Lang::Ko, false, &[]);
+        assert_eq!(ko("14개월 연속 늘었고 5일 발표했다."), Ok(()));
+        assert_eq!(
+            ko("8개월 만에 만났다."),
+            Err(Violation::Duration("8개월".into()))
+        );
+        assert_eq!(
+            ko("3달 동안 늘었다."),
+            Err(Violation::Duration("3달".into()))
         );
     }
 
