@@ -9,6 +9,7 @@
 
 use core::arch::x86_64::*;
 
+use super::avx512::{f16_at, prefetch_block, PREFETCH};
 use super::{ActBlock, Q4K_BYTES, Q6K_BYTES};
 
 /// Activation rows per pass over a weight row.
@@ -54,25 +55,6 @@ pub fn q6k_rows(w: &[u8], kb: usize, a: &[ActBlock], rows: usize, sums: &mut [f3
             _ => q6k::<8>(w, kb, a, sums),
         }
     }
-}
-
-/// How far ahead of the block being multiplied the weights are prefetched, in bytes (as for the
-/// AVX-512 bodies).
-const PREFETCH: usize = 2048;
-
-#[inline(always)]
-unsafe fn prefetch_block(p: *const u8, bytes: usize) {
-    let mut off = 0;
-    while off < bytes {
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off) as *const i8);
-        off += 64;
-    }
-    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(bytes - 1) as *const i8);
-}
-
-#[inline(always)]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    half::f16::from_bits(std::ptr::read_unaligned(p as *const u16)).to_f32()
 }
 
 /// The sum of the 8 lanes.

@@ -56,12 +56,12 @@ pub fn q6k_rows(w: &[u8], kb: usize, a: &[ActBlock], rows: usize, sums: &mut [f3
 /// hardware prefetchers alone left the one-row products at about two thirds of the memory
 /// bandwidth (`kernel_bench` stream: 145 ms per token's weights without, 96-105 ms with 1.5-3 KB
 /// ahead, on 2 shared cores; 4 KB was slower again).
-const PREFETCH: usize = 2048;
+pub(super) const PREFETCH: usize = 2048;
 
 /// Software prefetch of the cache lines of a block `bytes` long at `p` (which may lie past the
 /// weights: a prefetch never faults).
 #[inline(always)]
-unsafe fn prefetch_block(p: *const u8, bytes: usize) {
+pub(super) unsafe fn prefetch_block(p: *const u8, bytes: usize) {
     let mut off = 0;
     while off < bytes {
         _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off) as *const i8);
@@ -71,7 +71,7 @@ unsafe fn prefetch_block(p: *const u8, bytes: usize) {
 }
 
 #[inline(always)]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
     half::f16::from_bits(std::ptr::read_unaligned(p as *const u16)).to_f32()
 }
 
