@@ -11,7 +11,8 @@
 //! so each key and value is read once per token. Keys and values are stored as f16 (llama.cpp's
 //! default too) and widened to f32 as they are loaded: at the seed prompt's 1,657 positions the
 //! cache is 95 MB read per token in f32 against 980 MB of weights, and halving it took
-//! attention from 11% to 5% of decode samples (`perf`); everything else is f32. The same code serves prefill (many query rows,
+//! attention from 11% to 5% of decode samples (`perf`); everything else is f32. CPUs with AVX2 but
+//! no AVX-512 run the same arithmetic on 8-lane vectors (module `avx2`); others a scalar loop. The same code serves prefill (many query rows,
 //! each seeing the positions up to its own) and decode (one row). The arithmetic is candle's:
 //! rotary embedding as `candle_nn::rotary_emb::rope`, scores scaled by `1/sqrt(dim)`, softmax
 //! with the maximum subtracted, then the weighted sum of values; `tests/tiny_model.rs` and
