@@ -129,7 +129,7 @@ pub fn level() -> Option<Level> {
 }
 
 /// Whether this CPU runs the AVX-512 kernels (AVX-512 F, BW and VNNI): the chat model's batch
-/// panels and the encoder's own forward pass need them.
+/// panels need them, and the encoder's forward and products use them where they are there.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

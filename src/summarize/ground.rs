@@ -109,7 +109,10 @@ impl Violation {
                 .into_iter()
                 .find(|n| &n.digits == digits && is_percent(&sentence[n.end..]))
                 .map(|n| n.end - n.raw.len()),
-            Violation::Duration(d) => sentence.find(d.as_str()),
+            Violation::Duration(d) => numbers_in(sentence)
+                .into_iter()
+                .map(|n| n.end - n.raw.len())
+                .find(|&start| sentence[start..].starts_with(d.as_str())),
             // Banning the first digit would ban the right amount too (300억 is 30 billion): an
             // amount is mended by [`Grounding::mend_amounts`] or refused, not asked for again.
             Violation::Amount(_) => None,
@@ -894,6 +897,13 @@ fn unit_after(after: &str, article: bool) -> Option<(Unit, usize)> {
         .filter(|(_, _, checked)| article || *checked)
         .find(|(w, _, _)| lower.starts_with(w))?;
     let tail = &lower[word.len()..];
+    // Korean words that open with a unit's syllable: 100달러 is dollars, 3주년 an anniversary.
+    const NOT_UNITS: [&str; 9] = [
+        "달러", "달성", "주년", "주택", "주식", "주가", "주요", "주민", "주주",
+    ];
+    if NOT_UNITS.iter().any(|w| rest.starts_with(w)) {
+        return None;
+    }
     // A whole English word (`days`, not `daylight`); `30-year-old` is an age.
     if word.is_ascii() && tail.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
         return None;
@@ -1569,6 +1579,14 @@ mod tests {
         assert_eq!(
             ko("3달 동안 늘었다."),
             Err(Violation::Duration("3달".into()))
+        );
+        // Dollars and anniversaries are not spans of time; a refusal points at its own number.
+        assert_eq!(unit_after("달러를 냈다.", false), None);
+        assert_eq!(unit_after("주년을 맞았다.", true), None);
+        assert_eq!(ko("3주년을 맞았다."), Ok(()));
+        assert_eq!(
+            Violation::Duration("8 months".into()).at("In 18 months, then 8 months."),
+            Some(20)
         );
     }
 
