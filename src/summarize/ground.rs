@@ -1586,7 +1586,7 @@ mod tests {
         assert_eq!(ko("3주년을 맞았다."), Ok(()));
         assert_eq!(
             Violation::Duration("8 months".into()).at("In 18 months, then 8 months."),
-            Some(20)
+            Some(19)
         );
     }
 
