@@ -133,9 +133,34 @@ impl Violation {
     }
 }
 
-/// Share of letters that must be in the summary's own script (the purity targets).
+/// Share of letters that must be in the summary's own script (the purity targets): of the
+/// summary as a whole, sentence by sentence as it grows.
 pub(crate) const KOREAN_PURITY: f64 = 0.8;
 const ENGLISH_PURITY: f64 = 0.98;
+/// The least share of Hangul in one Korean sentence, where the summary as a whole keeps
+/// [`KOREAN_PURITY`]: a sentence may give room to a name in the article's Latin letters
+/// (`Nvidia는 ...`), not be half English.
+const KOREAN_SENTENCE_PURITY: f64 = 0.65;
+
+/// Whether `sentence`, after the summary's `earlier` sentences, keeps the summary in the script of
+/// `lang`: the sentence itself holds its least share, and the summary so far the purity target.
+/// `Err` holds the share that fell short, in percent.
+pub fn script_holds(sentence: &str, earlier: &[String], lang: Lang) -> Result<(), u32> {
+    let (needed, least) = match lang {
+        Lang::Ko => (KOREAN_PURITY, KOREAN_SENTENCE_PURITY),
+        Lang::En => (ENGLISH_PURITY, ENGLISH_PURITY),
+    };
+    let own = script_share(sentence, lang);
+    let mut whole: String = earlier.join(" ");
+    whole.push(' ');
+    whole.push_str(sentence);
+    let so_far = script_share(&whole, lang);
+    let short = if own < least { own } else { so_far };
+    if own < least || so_far < needed {
+        return Err((short * 100.0).floor() as u32);
+    }
+    Ok(())
+}
 
 const MONTHS: [&str; 12] = [
     "january",
@@ -520,15 +545,8 @@ impl Grounding {
         {
             return Err(Violation::Letter(c));
         }
-        let share = script_share(bare, lang);
-        let needed = match lang {
-            Lang::Ko => KOREAN_PURITY,
-            Lang::En => ENGLISH_PURITY,
-        };
-        if share < needed {
-            return Err(Violation::Script {
-                share_percent: (share * 100.0).floor() as u32,
-            });
+        if let Err(share_percent) = script_holds(bare, earlier, lang) {
+            return Err(Violation::Script { share_percent });
         }
         // An English summary spells Korean names in Latin letters.
         if let Some(c) = bare.chars().find(|&c| lang == Lang::En && is_hangul(c)) {
@@ -663,45 +681,57 @@ impl Grounding {
     /// the article does not license.
     pub fn ungrounded_names(&self, text: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        let mut phrase: Vec<&str> = Vec::new();
-        let flush = |phrase: &mut Vec<&str>, out: &mut Vec<String>| {
-            if phrase.iter().any(|w| !self.is_grounded_word(w, Lang::En)) {
-                let name = phrase.join(" ");
+        for run in name_runs(text) {
+            if run.iter().any(|w| !self.is_grounded_word(w, Lang::En)) {
+                let name = run.join(" ");
                 if !out.contains(&name) {
                     out.push(name);
                 }
             }
-            phrase.clear();
-        };
-        // `of` between capitalised words belongs to the name (`Bank of Korea`): held until the next word
-        // shows whether the name goes on. (`and` does not: `Qualcomm and James Lee` are two.)
-        let mut held: Vec<&str> = Vec::new();
-        for token in text.split_whitespace() {
-            let word = token.trim_matches(|c: char| !c.is_alphanumeric());
-            let owner = word.strip_suffix("'s").or_else(|| word.strip_suffix("’s"));
-            let word = owner.unwrap_or(word);
-            let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-            // A possessive ends the name too: `Kim Sang-man's Netflix film` names two.
-            let ends = token.ends_with(|c: char| !c.is_alphanumeric()) || owner.is_some();
-            if capital && !FUNCTION_WORDS.contains(&word.to_lowercase().as_str()) {
-                phrase.append(&mut held);
-                phrase.push(word);
-            } else if !phrase.is_empty() && !ends && token == "of" {
-                held.push(token);
-                continue;
-            } else {
-                held.clear();
-                flush(&mut phrase, &mut out);
-            }
-            // Punctuation after a word ends the name.
-            if ends {
-                held.clear();
-                flush(&mut phrase, &mut out);
-            }
         }
-        flush(&mut phrase, &mut out);
         out
     }
+}
+
+/// The runs of capitalised words in an English `text` ("Mark Zuckerberg", "Bank of Korea"), each as
+/// its words, without punctuation or a possessive `'s`. Sentence openers and titles are no names
+/// (`FUNCTION_WORDS`).
+pub fn name_runs(text: &str) -> Vec<Vec<&str>> {
+    fn flush<'t>(phrase: &mut Vec<&'t str>, out: &mut Vec<Vec<&'t str>>) {
+        if !phrase.is_empty() {
+            out.push(std::mem::take(phrase));
+        }
+    }
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    let mut phrase: Vec<&str> = Vec::new();
+    // `of` between capitalised words belongs to the name (`Bank of Korea`): held until the next word
+    // shows whether the name goes on. (`and` does not: `Qualcomm and James Lee` are two.)
+    let mut held: Vec<&str> = Vec::new();
+    for token in text.split_whitespace() {
+        let word = token.trim_matches(|c: char| !c.is_alphanumeric());
+        let owner = word.strip_suffix("'s").or_else(|| word.strip_suffix("’s"));
+        let word = owner.unwrap_or(word);
+        let capital = word.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+        // A possessive ends the name too: `Kim Sang-man's Netflix film` names two.
+        let ends = token.ends_with(|c: char| !c.is_alphanumeric()) || owner.is_some();
+        if capital && !FUNCTION_WORDS.contains(&word.to_lowercase().as_str()) {
+            phrase.append(&mut held);
+            phrase.push(word);
+        } else if !phrase.is_empty() && !ends && token == "of" {
+            held.push(token);
+            continue;
+        } else {
+            held.clear();
+            flush(&mut phrase, &mut out);
+        }
+        // Punctuation after a word ends the name.
+        if ends {
+            held.clear();
+            flush(&mut phrase, &mut out);
+        }
+    }
+    flush(&mut phrase, &mut out);
+    out
 }
 
 /// Runs of one character class (digits, Latin letters) and every prefix of them.
@@ -1790,6 +1820,27 @@ mod tests {
             g.ungrounded_names("Director Kim Sang-man's Netflix film was picked."),
             vec!["Director Kim Sang-man", "Netflix"]
         );
+    }
+
+    #[test]
+    fn a_sentence_may_give_room_to_a_name_while_the_summary_stays_korean() {
+        let named = "Nvidia는 2분기 매출이 월가의 예상을 웃돌 것으로 내다봤다.";
+        let own = script_share(named, Lang::Ko);
+        assert!((0.65..0.8).contains(&own), "{own}");
+        // Alone it falls short; after a sentence of Hangul alone the summary holds.
+        assert!(script_holds(named, &[], Lang::Ko).is_err());
+        let earlier = vec!["회사는 인공지능 반도체 수요가 크게 늘었다고 밝혔다.".to_string()];
+        assert_eq!(script_holds(named, &earlier, Lang::Ko), Ok(()));
+        // A sentence half in English does not pass, whatever came before.
+        let half = "Nvidia Corporation forecast 매출이 늘 것으로 봤다.";
+        assert!(script_holds(half, &earlier, Lang::Ko).is_err());
+        // English stays strict sentence by sentence.
+        assert!(script_holds("Samsung met 저커버그.", &[], Lang::En).is_err());
+        let g = Grounding::new("Nvidia said 2분기 매출이 늘었다.");
+        assert!(matches!(
+            g.check(named, Lang::Ko, false, &[]),
+            Err(Violation::Script { .. })
+        ));
     }
 
     #[test]

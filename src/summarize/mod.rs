@@ -20,7 +20,9 @@
 //!    only when the summary contains its source side, and a guessed spelling must sound like the
 //!    name: [`romanize`]); the list and the quantities in the other language's units go beside each
 //!    sentence. Into English, a capitalised name still unlicensed is matched back to a Korean name of
-//!    the summary by one more question. A translated sentence the encoder finds far in meaning from
+//!    the summary by one more question; into Korean, a name the model garbled (네이비코퍼 for Nvidia
+//!    Corp) is put back in the article's Latin letters, as far as the summary stays Korean enough
+//!    ([`ground::script_holds`]). A translated sentence the encoder finds far in meaning from
 //!    its source is refused ([`SAME_MEANING`]). The translation passes the same checks; a sentence
 //!    refused at a word, a number or a letter is asked for again with that spot banned
 //!    ([`constrain::Ban`]), twice at most, and so is one that went round in a loop until the token
@@ -28,6 +30,7 @@
 //!    reported as unavailable, with the reasons: an unchecked sentence is never printed.
 
 pub mod constrain;
+pub mod exonyms;
 pub mod ground;
 pub mod prompts;
 pub mod romanize;
@@ -541,6 +544,17 @@ impl Summarizer {
             })
             .collect();
         glossary.extend(mended_entries(&lists, &first.text, &glossary));
+        // Places and bodies whose names do not sound alike (독일 = Germany) or are too short to tell
+        // by their sound (서울 = Seoul), from the table.
+        let known = exonyms::in_korean(&first.text);
+        for e in &known {
+            if !glossary.iter().any(|g| g.source == e.korean) {
+                glossary.push(GlossaryEntry {
+                    source: e.korean.to_string(),
+                    target: e.english[0].to_string(),
+                });
+            }
+        }
         // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
         let listed = listing(
             glossary
@@ -573,6 +587,9 @@ impl Summarizer {
         let mut licensed = grounding.clone();
         for e in &glossary {
             licensed.allow_names(&e.target);
+        }
+        for name in known.iter().flat_map(|e| &e.english) {
+            licensed.allow_names(name);
         }
         // A name that sounds like a Korean word of the summary is that word's spelling
         // (인플루엔자 = Influenza); only the rest go to the model to be matched back.
@@ -644,10 +661,19 @@ impl Summarizer {
         // The model knows how famous names are written in English, not how Korean writes them: every
         // Korean spelling must sound like its English name (Thailand = 태국 does not, and the
         // translation copies `Thailand`; 해바라드 for Hawaiian does not either).
-        let glossary: Vec<GlossaryEntry> = parse_korean_names(&lists, &first.text)
+        let mut glossary: Vec<GlossaryEntry> = parse_korean_names(&lists, &first.text)
             .into_iter()
             .filter(korean_spelling_holds)
             .collect();
+        // Places and bodies whose Korean name is not their sound (Germany = 독일, Fed = 연준): the
+        // table's, in place of the model's.
+        for (name, e) in exonyms::in_english(&first.text) {
+            glossary.retain(|g| g.target != name);
+            glossary.push(GlossaryEntry {
+                source: e.korean.to_string(),
+                target: name.to_string(),
+            });
+        }
         // A name with no Korean spelling that sounds like it is listed as the article writes it: the
         // model copies it rather than guessing one (`쿼리웨이드 하비드` for Hawaiian Holdings), and a
         // name in Latin letters is still the article's name.
@@ -706,7 +732,14 @@ impl Summarizer {
             }
             answers.extend(answer.map(|a| (sentence, a)));
         }
-        let (answers, refused) = same_meaning(encoder, answers)?;
+        let (mut answers, refused) = same_meaning(encoder, answers)?;
+        // Names the model garbled go back to the article's spelling, as far as the summary stays
+        // Korean enough.
+        let mut earlier: Vec<String> = Vec::new();
+        for (sentence, answer) in &mut answers {
+            answer.restore_names(sentence, &glossary, &earlier);
+            earlier.push(answer.text.clone());
+        }
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
         gate.rejected = refused;
         let _ = gate.push_whole(&joined(&answers), &mut |_| {});
@@ -980,6 +1013,133 @@ impl Answer {
             self.text = mended;
         }
     }
+}
+
+impl Answer {
+    /// Puts back the names the model garbled in a Korean translation of `sentence`
+    /// ([`restore_names`]), in `text` and in `raw` alike.
+    fn restore_names(&mut self, sentence: &str, glossary: &[GlossaryEntry], earlier: &[String]) {
+        let fits = |text: &str| ground::script_holds(text, earlier, Lang::Ko).is_ok();
+        let restored = restore_names(&self.text, sentence, glossary, fits);
+        if restored != self.text {
+            if std::env::var_os("SIFT_DEBUG").is_some() {
+                eprintln!("sift: [debug] names put back: {restored:?}");
+            }
+            let end = self.offset + self.text.len();
+            self.raw.replace_range(self.offset..end, &restored);
+            self.text = restored;
+        }
+    }
+}
+
+/// `korean`, a translation of the English `sentence`, with each name of the sentence that the model
+/// wrote as a garbled Hangul spelling put back as the article writes it: the small model makes up
+/// Korean spellings of names it does not know (네이비코퍼 for Nvidia Corp, 맨체스트 유니버시티 for
+/// Manchester United), and a misspelled name is another name. A name is left alone when the
+/// translation copies it, writes its listed Korean spelling (`glossary`) or a spelling that sounds
+/// like it ([`romanize::sounds_alike`]); otherwise the Hangul words nearest to its sound
+/// ([`romanize::garbled_distance`], a particle after them kept) give way to it, as long as the
+/// result `fits` (the summary stays Korean enough: [`ground::script_holds`]). A name translated by its meaning
+/// (교육부 for the Education Department) sounds like nothing there and stays.
+fn restore_names(
+    korean: &str,
+    sentence: &str,
+    glossary: &[GlossaryEntry],
+    fits: impl Fn(&str) -> bool,
+) -> String {
+    let mut out = korean.to_string();
+    for run in ground::name_runs(sentence) {
+        let name = run.join(" ");
+        let copied = run
+            .iter()
+            .any(|w| w.chars().count() >= 3 && out.contains(*w));
+        let listed = glossary
+            .iter()
+            .any(|e| e.target == name && out.contains(&e.source));
+        if copied || listed {
+            continue;
+        }
+        let Some((start, end)) = garbled_span(&out, &name, run.len() + 1) else {
+            continue;
+        };
+        // Without a company's `Corp` or `Inc` when the whole name would leave too little Korean.
+        let short = match run[..] {
+            [ref head @ .., last] if !head.is_empty() && COMPANY_SUFFIXES.contains(&last) => {
+                Some(head.join(" "))
+            }
+            _ => None,
+        };
+        for written in std::iter::once(name.clone()).chain(short) {
+            let mut restored = out.clone();
+            restored.replace_range(start..end, &written);
+            if fits(&restored) {
+                out = restored;
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The particles that may follow a name in Korean, longest first.
+const PARTICLES: [&str; 18] = [
+    "에서", "으로", "에게", "까지", "부터", "과", "와", "은", "는", "이", "가", "을", "를", "의",
+    "에", "로", "도", "만",
+];
+
+/// The words that close a company's name and may be left out of it.
+const COMPANY_SUFFIXES: [&str; 8] = [
+    "Corp", "Inc", "Co", "Ltd", "Group", "Holdings", "Plc", "LLC",
+];
+
+/// The byte range in `korean` of the run of up to `most` Hangul words (the last one without its
+/// particle) that is the nearest garbled spelling of `name`; `None` when a run
+/// already sounds like the name, or none is near it.
+fn garbled_span(korean: &str, name: &str, most: usize) -> Option<(usize, usize)> {
+    // Each word's Hangul opening, as a byte range; a word holding anything else ends a run after it.
+    let mut words: Vec<(usize, usize, bool)> = Vec::new();
+    let mut at = 0;
+    for token in korean.split(' ') {
+        let hangul: usize = token
+            .chars()
+            .take_while(|&c| ground::is_hangul(c))
+            .map(char::len_utf8)
+            .sum();
+        words.push((at, at + hangul, hangul == token.len()));
+        at += token.len() + 1;
+    }
+    let mut best: Option<(usize, usize, usize)> = None;
+    for first in 0..words.len() {
+        for last in first..words.len().min(first + most) {
+            let (start, _, _) = words[first];
+            let (word_start, word_end, _) = words[last];
+            if words[first..last].iter().any(|w| !w.2) || word_end == word_start {
+                break;
+            }
+            // The last word whole, or without the particle that closes it.
+            let word = &korean[word_start..word_end];
+            let cut = PARTICLES
+                .iter()
+                .filter_map(|p| word.strip_suffix(p))
+                .filter(|stem| !stem.is_empty())
+                .map(|stem| word_start + stem.len());
+            for end in std::iter::once(word_end).chain(cut) {
+                let span = &korean[start..end];
+                if span.chars().filter(|&c| ground::is_hangul(c)).count() < 2 {
+                    continue;
+                }
+                if romanize::sounds_alike(span, name) {
+                    return None;
+                }
+                if let Some(d) = romanize::garbled_distance(span, name) {
+                    if best.is_none_or(|(b, _, _)| d < b) {
+                        best = Some((d, start, end));
+                    }
+                }
+            }
+        }
+    }
+    best.map(|(_, start, end)| (start, end))
 }
 
 /// A summary sentence and the answer translating it.
@@ -1907,6 +2067,58 @@ mod tests {
             pairs_of(&g),
             vec![("이재용", "Lee Jae-yong"), ("퀄컴", "Qualcomm")]
         );
+    }
+
+    #[test]
+    fn garbled_names_go_back_to_the_articles_spelling() {
+        let alone = |text: &str| ground::script_holds(text, &[], Lang::Ko).is_ok();
+        let nvidia = "Nvidia Corp. forecast second-quarter revenue above Wall Street estimates.";
+        assert_eq!(
+            restore_names(
+                "네이비코퍼는 2분기 매출이 월가의 예상을 웃돌 것으로 내다봤으며 인공지능 수요에 기대를 걸었다.",
+                nvidia,
+                &[],
+                alone
+            ),
+            "Nvidia는 2분기 매출이 월가의 예상을 웃돌 것으로 내다봤으며 인공지능 수요에 기대를 걸었다."
+        );
+        // A listed spelling, one that sounds like the name, a copied name and a name translated by
+        // its meaning all stay.
+        let listed = [GlossaryEntry {
+            source: "엔비디아".into(),
+            target: "Nvidia Corp".into(),
+        }];
+        for korean in [
+            "엔비디아는 수익이 늘 것으로 예상했다.",
+            "엔비디어 코프는 수익이 늘 것으로 예상했다.",
+            "Nvidia는 수익이 늘 것으로 예상했다.",
+        ] {
+            assert_eq!(restore_names(korean, nvidia, &listed, alone), korean);
+        }
+        let senate = "The Senate passed the bill.";
+        assert_eq!(
+            restore_names("상원은 법안을 통과시켰다.", senate, &[], alone),
+            "상원은 법안을 통과시켰다."
+        );
+        // Not where the sentence would be more Latin than Korean allows.
+        let short = "프리드리드 마크는 금리를 발표했다.";
+        let freddie = "Freddie Mac announced the rate.";
+        assert_eq!(restore_names(short, freddie, &[], alone), short);
+        // Alone, this sentence has no room for `Aston Villa`; after a sentence of Hangul alone, the
+        // summary has. A spelling that sounds like its name (마베모, Mbeumo) stays.
+        let villa =
+            "Bryan Mbeumo scored twice for Manchester United to win 2-1 against Aston Villa.";
+        let garbled = "브라운 마베모는 아스턴 벨라울드를 상대로 두 골을 넣어 맨체스트 유니버시티의 2-1 승리를 이끌었다.";
+        assert_eq!(restore_names(garbled, villa, &[], alone), garbled);
+        let earlier = [
+            "비가 내린 일요일 오후 경기장에서 열린 프리미어리그 경기에서 홈 팀이 역전승을 거뒀다."
+                .to_string(),
+        ];
+        let after = |text: &str| ground::script_holds(text, &earlier, Lang::Ko).is_ok();
+        let restored = restore_names(garbled, villa, &[], after);
+        assert!(restored.contains("Aston Villa를"), "{restored}");
+        assert!(restored.contains("브라운 마베모는"), "{restored}");
+        assert!(after(&restored), "{restored}");
     }
 
     #[test]

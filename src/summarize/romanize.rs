@@ -221,6 +221,23 @@ pub fn sounds_alike(korean: &str, english: &str) -> bool {
         .any(|e| !e.is_empty() && k.contains(e))
 }
 
+/// How far the Hangul `korean` is from being the sound of the English name `english`, when it may be
+/// a garbled spelling of it (네이비코퍼 for Nvidia Corp, 아스턴 벨라울드 for Aston Villa): the consonant
+/// skeletons, of three sounds or more each, open with the same sound and are at most two edits apart,
+/// a third of the longer at most. `None` when they are further apart, or too short to tell (상원 and
+/// Senate share s-n, and are no misspelling of each other).
+pub fn garbled_distance(korean: &str, english: &str) -> Option<usize> {
+    let wanted = english_skeletons(english);
+    korean_skeletons(korean)
+        .iter()
+        .flat_map(|k| wanted.iter().map(move |e| (k, e)))
+        .filter(|(k, e)| k.len() >= 3 && e.len() >= 3 && k[..1] == e[..1])
+        .map(|(k, e)| (strsim::levenshtein(k, e), k.len().max(e.len())))
+        .filter(|&(d, longer)| d <= 2 && 3 * d <= longer)
+        .map(|(d, _)| d)
+        .min()
+}
+
 /// Whether `word`, one word of a longer English name whose other words are translated, is heard at
 /// the start of a word of the Korean name `korean`: its consonant skeleton, of three sounds or more,
 /// opens that word's (부산국제영화제 opens with the sound of Busan in Busan International Film
@@ -334,6 +351,33 @@ mod tests {
         assert!(heard_within("2025 진주남강유등축제", "Jinju"));
         // Too short to tell: `Seo` is s alone.
         assert!(!heard_within("서울시", "Seo"));
+    }
+
+    #[test]
+    fn garbled_spellings_are_near_their_names_and_words_are_not() {
+        for (ko, en) in [
+            ("네이비코퍼", "Nvidia Corp"),
+            ("아스턴 벨라울드", "Aston Villa"),
+            ("프리드리드 마크", "Freddie Mac"),
+            ("브레트", "Brent"),
+        ] {
+            assert!(
+                garbled_distance(ko, en).is_some_and(|d| d > 0),
+                "{ko} = {en}: {:?} vs {:?}",
+                korean_skeletons(ko),
+                english_skeletons(en)
+            );
+        }
+        assert_eq!(garbled_distance("아마존", "Amazon"), Some(0));
+        for (ko, en) in [
+            ("상원", "Senate"),
+            ("하니 페이크", "Hansi Flick"),
+            ("오일리 웨이츠", "Ollie Watkins"),
+            ("교육부", "Education"),
+            ("애플리케이션 인크", "Alphabet Inc"),
+        ] {
+            assert_eq!(garbled_distance(ko, en), None, "{ko} = {en}");
+        }
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! Names of countries, regions, cities and international bodies that Korean and English write
+//! differently, for the translations.
+//!
+//! A translation's names are licensed when they sound like a name of the other side ([`super::romanize`]),
+//! and that is no help where the names do not sound alike (독일 = Germany, 연준 = Fed) or are too short
+//! to be told apart by their sound (서울 = Seoul: s-l). The model knows these, but its knowledge was
+//! not trusted: `The US Bitcoin ETF ...` was refused (`name US is not in the article`) for 미국, and an
+//! English article's Germany was listed for the Korean translation as `Germany = Germany`. This table,
+//! `data/exonyms.tsv`, is general knowledge: each row gives the Korean name and the English ones.
+
+use std::sync::OnceLock;
+
+use super::ground::is_hangul;
+
+/// One place or body: its Korean name and its English names, the usual one first.
+#[derive(Debug)]
+pub struct Exonym {
+    pub korean: &'static str,
+    pub english: Vec<&'static str>,
+}
+
+/// The whole table, read once from the built-in `data/exonyms.tsv`.
+pub fn table() -> &'static [Exonym] {
+    static TABLE: OnceLock<Vec<Exonym>> = OnceLock::new();
+    TABLE.get_or_init(|| parse(include_str!("../../data/exonyms.tsv")))
+}
+
+fn parse(text: &'static str) -> Vec<Exonym> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (korean, english) = l.split_once('\t')?;
+            Some(Exonym {
+                korean: korean.trim(),
+                english: english.split('|').map(str::trim).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The rows whose Korean name opens a word of `text` (a particle may follow it: 미국의, 독일은),
+/// the longest where two open the same word (인도네시아, not 인도).
+pub fn in_korean(text: &str) -> Vec<&'static Exonym> {
+    let mut out: Vec<&'static Exonym> = Vec::new();
+    let mut prev: Option<char> = None;
+    for (at, c) in text.char_indices() {
+        let opens = is_hangul(c) && !prev.is_some_and(is_hangul);
+        prev = Some(c);
+        if !opens {
+            continue;
+        }
+        let rest = &text[at..];
+        let found = table()
+            .iter()
+            .filter(|e| rest.starts_with(e.korean))
+            .max_by_key(|e| e.korean.len());
+        if let Some(e) = found {
+            if !out.iter().any(|o| std::ptr::eq(*o, e)) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// The rows with an English name that `text` writes as whole words, each with the name found
+/// (`U.S.` in `the U.S. Department`; not `US` in `USB`).
+pub fn in_english(text: &str) -> Vec<(&'static str, &'static Exonym)> {
+    let mut out = Vec::new();
+    for e in table() {
+        if let Some(name) = e.english.iter().find(|n| writes(text, n)) {
+            out.push((*name, e));
+        }
+    }
+    out
+}
+
+/// Whether `text` has `name` with no letter or digit right before or after it.
+fn writes(text: &str, name: &str) -> bool {
+    let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+    text.match_indices(name).any(|(at, _)| {
+        !inner(text[..at].chars().next_back()) && !inner(text[at + name.len()..].chars().next())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_reads_and_every_row_has_names_on_both_sides() {
+        assert!(table().len() > 50);
+        for e in table() {
+            assert!(e.korean.chars().all(is_hangul), "{e:?}");
+            assert!(!e.english.is_empty() && e.english.iter().all(|n| !n.is_empty()));
+        }
+    }
+
+    #[test]
+    fn korean_names_open_words_and_the_longest_wins() {
+        let names = |t: &str| -> Vec<&str> { in_korean(t).iter().map(|e| e.korean).collect() };
+        assert_eq!(names("미국 현물 ETF에 독일은 빠졌다"), ["미국", "독일"]);
+        assert_eq!(names("인도네시아 정부가"), ["인도네시아"]);
+        // Inside a word it is no name: 무엇이란, 중미국 (no such row).
+        assert!(names("무엇이란 말인가").is_empty());
+    }
+
+    #[test]
+    fn english_names_are_whole_words() {
+        let found = |t: &str| -> Vec<&str> { in_english(t).iter().map(|(n, _)| *n).collect() };
+        assert_eq!(found("the U.S. Department of Transportation"), ["U.S."]);
+        assert!(found("a USB stick for us").is_empty());
+        assert_eq!(found("Germany's GDL union"), ["Germany"]);
+        let (_, thai) = in_english("Thai rice prices")[0];
+        assert_eq!(thai.korean, "태국");
+    }
+}
