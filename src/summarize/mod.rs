@@ -2104,6 +2104,10 @@ mod tests {
         let short = "프리드리드 마크는 금리를 발표했다.";
         let freddie = "Freddie Mac announced the rate.";
         assert_eq!(restore_names(short, freddie, &[], alone), short);
+        // A word of the sentence that is one edit from a short name is no spelling of it.
+        let quote = "\"I had to find something extra at the end,\" Varga said on court.";
+        let korean = "\"마지막에 뭔가 더 필요했어요\"라고 벌라스가 코트에서 말했다.";
+        assert_eq!(restore_names(korean, quote, &[], alone), korean);
         // Alone, this sentence has no room for `Aston Villa`; after a sentence of Hangul alone, the
         // summary has. A spelling that sounds like its name (마베모, Mbeumo) stays.
         let villa =
