@@ -1004,43 +1004,41 @@ impl Answer {
     /// ([`Grounding::mend_amounts`]), in `text` and in `raw` alike.
     fn mend_amounts(&mut self, grounding: &Grounding, lang: Lang) {
         let mended = grounding.mend_amounts(&self.text, lang);
-        if mended != self.text {
-            if std::env::var_os("SIFT_DEBUG").is_some() {
-                eprintln!("sift: [debug] amounts mended: {mended:?}");
-            }
-            let end = self.offset + self.text.len();
-            self.raw.replace_range(self.offset..end, &mended);
-            self.text = mended;
-        }
+        self.rewrite(mended, "amounts mended");
     }
-}
 
-impl Answer {
     /// Puts back the names the model garbled in a Korean translation of `sentence`
-    /// ([`restore_names`]), in `text` and in `raw` alike.
+    /// ([`restore_names`]), as far as the summary after `earlier` stays Korean enough.
     fn restore_names(&mut self, sentence: &str, glossary: &[GlossaryEntry], earlier: &[String]) {
         let fits = |text: &str| ground::script_holds(text, earlier, Lang::Ko).is_ok();
         let restored = restore_names(&self.text, sentence, glossary, fits);
-        if restored != self.text {
+        self.rewrite(restored, "names put back");
+    }
+
+    /// Replaces `text` with `new`, in `raw` too, when they differ (`what` names the change for
+    /// `SIFT_DEBUG`).
+    fn rewrite(&mut self, new: String, what: &str) {
+        if new != self.text {
             if std::env::var_os("SIFT_DEBUG").is_some() {
-                eprintln!("sift: [debug] names put back: {restored:?}");
+                eprintln!("sift: [debug] {what}: {new:?}");
             }
             let end = self.offset + self.text.len();
-            self.raw.replace_range(self.offset..end, &restored);
-            self.text = restored;
+            self.raw.replace_range(self.offset..end, &new);
+            self.text = new;
         }
     }
 }
 
 /// `korean`, a translation of the English `sentence`, with each name of the sentence that the model
 /// wrote as a garbled Hangul spelling put back as the article writes it: the small model makes up
-/// Korean spellings of names it does not know (네이비코퍼 for Nvidia Corp, 맨체스트 유니버시티 for
-/// Manchester United), and a misspelled name is another name. A name is left alone when the
-/// translation copies it, writes its listed Korean spelling (`glossary`) or a spelling that sounds
-/// like it ([`romanize::sounds_alike`]); otherwise the Hangul words nearest to its sound
+/// Korean spellings of names it does not know (네이비코퍼 for Nvidia Corp, 아스턴 벨라울드 for Aston
+/// Villa), and a misspelled name is another name. A name is left alone when the translation copies
+/// it, writes its listed Korean spelling (`glossary`) or a spelling that sounds like it
+/// ([`romanize::sounds_alike`]); otherwise the Hangul words nearest to its sound
 /// ([`romanize::garbled_distance`], a particle after them kept) give way to it, as long as the
-/// result `fits` (the summary stays Korean enough: [`ground::script_holds`]). A name translated by its meaning
-/// (교육부 for the Education Department) sounds like nothing there and stays.
+/// result `fits` (the summary stays Korean enough: [`ground::script_holds`]). A name translated by
+/// its meaning (교육부 for the Education Department) sounds like nothing there and stays; so does one
+/// garbled past recognition (맨체스트 유니버시티 for Manchester United).
 fn restore_names(
     korean: &str,
     sentence: &str,
