@@ -733,16 +733,14 @@ impl Summarizer {
             answers.extend(answer.map(|a| (sentence, a)));
         }
         let (mut answers, refused) = same_meaning(encoder, answers)?;
-        // Names the model garbled go back to the article's spelling, as far as the summary stays
-        // Korean enough.
-        let mut earlier: Vec<String> = Vec::new();
-        for (sentence, answer) in &mut answers {
-            answer.restore_names(sentence, &glossary, &earlier);
-            earlier.push(answer.text.clone());
-        }
         let mut gate = Gate::for_translation(Lang::Ko, grounding);
         gate.rejected = refused;
-        let _ = gate.push_whole(&joined(&answers), &mut |_| {});
+        // Names the model garbled go back to the article's spelling where the gate would still
+        // admit the sentence (the summary stays Korean enough and within its length).
+        for (sentence, answer) in &mut answers {
+            answer.restore_names(sentence, &glossary, |text| gate.would_admit(text));
+            let _ = gate.push_whole(&answer.text, &mut |_| {});
+        }
         Ok((gate.finish_translation(), glossary))
     }
 
@@ -1008,9 +1006,13 @@ impl Answer {
     }
 
     /// Puts back the names the model garbled in a Korean translation of `sentence`
-    /// ([`restore_names`]), as far as the summary after `earlier` stays Korean enough.
-    fn restore_names(&mut self, sentence: &str, glossary: &[GlossaryEntry], earlier: &[String]) {
-        let fits = |text: &str| ground::script_holds(text, earlier, Lang::Ko).is_ok();
+    /// ([`restore_names`]), where the result `fits`.
+    fn restore_names(
+        &mut self,
+        sentence: &str,
+        glossary: &[GlossaryEntry],
+        fits: impl Fn(&str) -> bool,
+    ) {
         let restored = restore_names(&self.text, sentence, glossary, fits);
         self.rewrite(restored, "names put back");
     }
@@ -1741,8 +1743,7 @@ impl<'g> Gate<'g> {
                 }
             }
         }
-        let n = sentence.chars().count() + usize::from(!self.accepted.is_empty());
-        if verdict.is_ok() && self.chars + n > self.limits.max_chars {
+        if verdict.is_ok() && !self.has_room(sentence) {
             self.rejected.push(Rejected {
                 sentence: sentence.to_string(),
                 reason: format!(
@@ -1774,6 +1775,24 @@ impl<'g> Gate<'g> {
                 }
             }
         }
+    }
+
+    /// Whether `sentence` fits in the length limit after the sentences admitted.
+    fn has_room(&self, sentence: &str) -> bool {
+        let n = sentence.chars().count() + usize::from(!self.accepted.is_empty());
+        self.chars + n <= self.limits.max_chars
+    }
+
+    /// Whether a translated sentence would be admitted now, as it stands: it passes the checks
+    /// after the sentences admitted, and fits.
+    fn would_admit(&self, sentence: &str) -> bool {
+        !self.closed
+            && self.accepted.len() < self.limits.max_sentences
+            && self.has_room(sentence)
+            && self
+                .grounding
+                .check(sentence, self.lang, self.same_language, &self.accepted)
+                .is_ok()
     }
 
     /// Adds a sentence that passed (and fits).
@@ -2221,6 +2240,21 @@ mod tests {
         assert_eq!(s.sentences.len(), 1);
         assert!(s.text.chars().count() <= 300);
         assert!(s.rejected[0].reason.contains("300"), "{:?}", s.rejected);
+    }
+
+    #[test]
+    fn a_translation_gate_says_beforehand_what_it_would_admit() {
+        let g = Grounding::new("Nvidia said sales rose.");
+        let mut gate = Gate::for_translation(Lang::Ko, &g);
+        let mut on = |_: &str| {};
+        let first = format!("{}다.", "가".repeat(250));
+        assert!(gate.would_admit(&first));
+        let _ = gate.push_whole(&first, &mut on);
+        // After it, a sentence that would pass 300 characters, or one with a name the article does
+        // not have, would not be admitted; a short Korean one would.
+        assert!(!gate.would_admit(&format!("{}다.", "나".repeat(60))));
+        assert!(!gate.would_admit("Samsung은 늘었다."));
+        assert!(gate.would_admit("Nvidia는 올해 매출이 크게 늘었다고 밝혔다."));
     }
 
     #[test]
