@@ -11,7 +11,9 @@
 //! Korean phrase as it stands (`phrases like '비아그라 정품'`) and the sentence fails its script check.
 //!
 //! A translation refused after the fact at one word (`20XX`, a name the article lacks) is asked for
-//! again with that spot banned ([`Ban`]), so the second answer must take another path there.
+//! again with that spot banned ([`Ban`]), so the second answer must take another path there. A month
+//! or weekday the article does not name is banned everywhere from the start: the check would refuse
+//! it wherever it stood.
 
 use tokenizers::Tokenizer;
 
@@ -155,6 +157,8 @@ pub struct CopyFilter<'a> {
     /// For each of `classes`, the tokens forbidden when no run is open (the usual case): the same
     /// at every such step, so worked out once rather than per token generated.
     banned_at_rest: Vec<Vec<usize>>,
+    /// Tokens that write, whole, a month or weekday the article does not name: banned everywhere.
+    unnamed_dates: Vec<usize>,
     bans: &'a [Ban],
 }
 
@@ -254,6 +258,7 @@ impl<'a> CopyFilter<'a> {
             tokens,
             classes,
             banned_at_rest: Vec::new(),
+            unnamed_dates: unnamed_date_tokens(tokens, &grounding.unnamed_dates()),
             bans: &[],
         };
         filter.banned_at_rest = classes
@@ -296,10 +301,69 @@ impl<'a> CopyFilter<'a> {
     }
 }
 
+impl CopyFilter<'_> {
+    /// Digit runs are copied group by group, so `554,174` and `4,174` license `554,4174`; the
+    /// translation of `55만4,174명` wrote it, and asked again, wrote it again. A number written with
+    /// grouping commas must, as a whole, grow into a number the article states: once the text ends
+    /// in one (`554,`), a token that would go on with digits or a comma and digits is banned unless
+    /// the digits so far, commas dropped, open such a number.
+    fn keep_grouped_numbers(&self, generated: &str, logits: &mut [f32]) {
+        let grouped = |c: char| c.is_ascii_digit() || c == ',';
+        let head = &generated[generated.trim_end_matches(grouped).len()..];
+        let head = head.trim_start_matches(',');
+        if head.is_empty() {
+            return;
+        }
+        for (id, text) in self.tokens.of(Class::Digits) {
+            let more = &text[..text.len() - text.trim_start_matches(grouped).len()];
+            if !more.contains(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            let number = format!("{head}{more}");
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            if number.contains(',') && !self.grounding.is_number_prefix(&digits) {
+                if let Some(v) = logits.get_mut(*id as usize) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/// The tokens that write one of `words` whole, after any spaces (`" July"`, `"Monday"`), in either
+/// case, but for `may`, which is only the month as `May`. Tokens that only begin such a word
+/// (`" Mar"` of `Mark`) stay.
+fn unnamed_date_tokens(tokens: &ClassTokens, words: &[&str]) -> Vec<usize> {
+    if words.is_empty() {
+        return Vec::new();
+    }
+    (0..tokens.all.len())
+        .filter(|&id| {
+            let Ok(text) = std::str::from_utf8(&tokens.all[id]) else {
+                return false;
+            };
+            let w = text.trim_start();
+            !w.is_empty()
+                && words.iter().any(|&u| match u {
+                    "may" => w == "May",
+                    _ => w.eq_ignore_ascii_case(u),
+                })
+        })
+        .collect()
+}
+
 impl TokenFilter for CopyFilter<'_> {
     fn filter(&mut self, generated: &str, logits: &mut [f32]) {
+        for &id in &self.unnamed_dates {
+            if let Some(v) = logits.get_mut(id) {
+                *v = f32::NEG_INFINITY;
+            }
+        }
         for ban in self.bans {
             ban.apply(self.tokens, generated, logits);
+        }
+        if self.classes.contains(&Class::Digits) {
+            self.keep_grouped_numbers(generated, logits);
         }
         for (k, &class) in self.classes.iter().enumerate() {
             let start = generated.trim_end_matches(|c: char| class.has(c)).len();
@@ -403,6 +467,47 @@ mod tests {
     }
 
     #[test]
+    fn a_number_with_grouping_commas_must_be_one_the_article_states() {
+        let g = Grounding::new("지원자는 55만4,174명이다.");
+        let mut pairs: Vec<(u32, String)> = (0..10).map(|d| (d, d.to_string())).collect();
+        pairs.push((10, ",".into()));
+        pairs.push((11, " to".into()));
+        let refs: Vec<(u32, &str)> = pairs.iter().map(|(i, s)| (*i, s.as_str())).collect();
+        let tokens = ClassTokens::from_pairs(&refs);
+        let mut f = CopyFilter::new(&g, &tokens, &[Class::Digits]);
+        // 554,174 (55만4,174) is the article's; after `554,` only its 1 may follow, though 4 opens
+        // the article's run 4,174.
+        assert_eq!(allowed(&mut f, "from 554,", 12), vec![1, 10, 11]);
+        // A comma ending a clause, then a space, starts afresh.
+        assert!(allowed(&mut f, "In 554, ", 12).contains(&4));
+    }
+
+    #[test]
+    fn months_and_weekdays_the_article_does_not_name_are_never_written() {
+        // The article names Friday (금요일) and July (7월), no other month or weekday.
+        let g = Grounding::new("환경부는 7월 4일 금요일에 발표했다.");
+        let pairs = [
+            (0, " July"),
+            (1, " Friday"),
+            (2, " June"),
+            (3, " monday"),
+            (4, " May"),
+            (5, " may"),
+            (6, " Mar"),
+            (7, "Monday"),
+            (8, " Junes"),
+        ];
+        let tokens = ClassTokens::from_pairs(&pairs);
+        let mut f = CopyFilter::new(&g, &tokens, &[]);
+        // June, Monday (in either case) and the month May are banned; the verb may, a token that
+        // only begins a month, and a longer word stay.
+        assert_eq!(
+            allowed(&mut f, "The ministry said on", 9),
+            vec![0, 1, 5, 6, 8]
+        );
+    }
+
+    #[test]
     fn a_ban_keeps_the_refused_word_from_its_place_and_nowhere_else() {
         let g = Grounding::new("Sales rose in 2020.");
         let pairs = [
@@ -447,7 +552,8 @@ mod tests {
 
     #[test]
     fn a_ban_of_a_month_bans_the_other_months_there() {
-        let g = Grounding::new("Sales rose on the 19th.");
+        // The article names these months (others it does not name are banned everywhere).
+        let g = Grounding::new("Sales rose on the 19th, as in January, March and May.");
         let pairs = [
             (0, " January"),
             (1, " March"),

@@ -76,6 +76,26 @@ pub fn in_english(text: &str) -> Vec<(&'static str, &'static Exonym)> {
     out
 }
 
+/// Whether `english`, given as the translation of the Korean name `korean`, opens with a name of
+/// the table (`Federal Reserve Board`) that `korean` does not contain the Korean of: the model
+/// listed 금융위원회, Korea's Financial Services Commission, as `Federal Reserve Board`, and 금융당국
+/// as `Federal Reserve Bank`. (`Bank of Korea` for 한국은행 and `Seoul Metropolitan Government` for
+/// 서울시 hold; a table name further in, `... of Korea`, is a translation's business.)
+pub fn misnamed(korean: &str, english: &str) -> bool {
+    let opens = |name: &str| {
+        english.starts_with(name)
+            && !english[name.len()..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric)
+    };
+    let rows: Vec<&Exonym> = table()
+        .iter()
+        .filter(|e| e.english.iter().any(|n| opens(n)))
+        .collect();
+    !rows.is_empty() && !rows.iter().any(|e| korean.contains(e.korean))
+}
+
 /// Whether `text` has `name` with no letter or digit right before or after it.
 fn writes(text: &str, name: &str) -> bool {
     let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
@@ -104,6 +124,26 @@ mod tests {
         assert_eq!(names("인도네시아 정부가"), ["인도네시아"]);
         // Inside a word it is no name: 무엇이란, 중미국 (no such row).
         assert!(names("무엇이란 말인가").is_empty());
+    }
+
+    #[test]
+    fn a_famous_name_must_be_the_korean_names_own() {
+        assert!(misnamed("금융위원회", "Federal Reserve Board"));
+        assert!(misnamed("금융당국", "Fed"));
+        assert!(!misnamed("연준", "Federal Reserve"));
+        assert!(!misnamed("연방준비제도 이사회", "Federal Reserve Board"));
+        assert!(!misnamed("한국은행", "Bank of Korea"));
+        assert!(!misnamed("서울시", "Seoul Metropolitan Government"));
+        assert!(!misnamed(
+            "한국자동차모빌리티산업협회",
+            "Korean Automobile Mobility Association"
+        ));
+        // Further in, or not the whole word: not this check's to judge.
+        assert!(!misnamed(
+            "식품의약품안전처",
+            "Drug Administration of Korea"
+        ));
+        assert!(!misnamed("페더럴익스프레스", "FedEx"));
     }
 
     #[test]

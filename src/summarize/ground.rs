@@ -353,7 +353,7 @@ impl Grounding {
         }
         let numbers = numbers_in(article);
         for n in &numbers {
-            if is_percent(&article[n.end..]) {
+            if is_percent_or_range(&article[n.end..]) {
                 g.percents.insert(n.digits.clone());
             }
             if let Some((unit, _)) = unit_after(&article[n.end..], true) {
@@ -507,6 +507,12 @@ impl Grounding {
             .is_some_and(|r| r.prefixes.contains(run))
     }
 
+    /// Whether `digits`, a number being written with its grouping commas dropped (`5544` for
+    /// `554,4`), can still grow into a number the article states or converts to.
+    pub fn is_number_prefix(&self, digits: &str) -> bool {
+        self.numbers.iter().any(|n| n.starts_with(digits))
+    }
+
     /// Whether `run` (of `class`) is a whole run the article writes.
     pub fn is_whole(&self, class: Class, run: &str) -> bool {
         self.runs_of(class).is_some_and(|r| r.whole.contains(run))
@@ -642,6 +648,20 @@ impl Grounding {
             || WEEKDAYS_EN.contains(&w.as_str())
             || self.latin.contains(&w)
             || plural_acronym(word).is_some_and(|stem| self.latin.contains(&stem.to_lowercase()))
+    }
+
+    /// The months and weekdays the article does not name, as a summary would write them (`July`,
+    /// `Monday`, `월요일`): a summary may never write them ([`Self::check`] refuses them), so the
+    /// decoder does not offer them either ([`super::constrain::CopyFilter`]). Asked again after a
+    /// refusal at `July 7`, the model had written `Monday, July 7`, then `Friday, July 7`.
+    pub fn unnamed_dates(&self) -> Vec<&'static str> {
+        let months = (0..MONTHS.len()).filter(|&i| !self.months.contains(&(i + 1)));
+        let weekdays = (0..WEEKDAYS_EN.len()).filter(|&i| !self.weekdays.contains(&i));
+        months
+            .map(|i| MONTHS[i])
+            .chain(weekdays.clone().map(|i| WEEKDAYS_EN[i]))
+            .chain(weekdays.map(|i| WEEKDAYS_KO[i]))
+            .collect()
     }
 
     /// For a refused month or weekday, every word of its kind (English months, English weekdays,
@@ -884,6 +904,23 @@ fn is_percent(after: &str) -> bool {
     ["%", "％", "퍼센트", "percent", "per cent"]
         .iter()
         .any(|p| after.starts_with(p))
+}
+
+/// Whether the text `after` a number makes it a percentage: a percent sign, or a range up to one
+/// (`3.12∼5.43%` states two percentages, and a translation writes `3.12% to 5.43%`).
+fn is_percent_or_range(after: &str) -> bool {
+    if is_percent(after) {
+        return true;
+    }
+    let Some(rest) = after
+        .trim_start()
+        .strip_prefix(['∼', '~', '〜', '-', '–'])
+        .map(str::trim_start)
+    else {
+        return false;
+    };
+    let number = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ',');
+    number.len() < rest.len() && is_percent(number)
 }
 
 /// A unit of time after a number.
@@ -1571,6 +1608,14 @@ mod tests {
         assert_eq!(
             ko("판매가 14 퍼센트 늘었다."),
             Err(Violation::Percent("14".into()))
+        );
+        // A range up to a percentage states two: 3.12∼5.43%.
+        let g = Grounding::new("금리는 연 3.12∼5.43%로 집계됐다. 4∼7년이 선고됐다.");
+        let en = |s| g.check(s, Lang::En, false, &[]);
+        assert_eq!(en("The rates were 3.12% to 5.43% a year."), Ok(()));
+        assert_eq!(
+            en("The terms were 4% longer."),
+            Err(Violation::Percent("4".into()))
         );
     }
 

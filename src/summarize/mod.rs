@@ -544,16 +544,18 @@ impl Summarizer {
             })
             .collect();
         glossary.extend(mended_entries(&lists, &first.text, &glossary));
+        // A famous name given to another body (금융위원회 = Federal Reserve Board) is no spelling.
+        glossary.retain(|e| !exonyms::misnamed(&e.source, &e.target));
         // Places and bodies whose names do not sound alike (독일 = Germany) or are too short to tell
-        // by their sound (서울 = Seoul), from the table.
+        // by their sound (서울 = Seoul): the table's, in place of the model's (which listed 서울 as
+        // `Seoul Metropolitan Government` in a story about the weather).
         let known = exonyms::in_korean(&first.text);
         for e in &known {
-            if !glossary.iter().any(|g| g.source == e.korean) {
-                glossary.push(GlossaryEntry {
-                    source: e.korean.to_string(),
-                    target: e.english[0].to_string(),
-                });
-            }
+            glossary.retain(|g| g.source != e.korean);
+            glossary.push(GlossaryEntry {
+                source: e.korean.to_string(),
+                target: e.english[0].to_string(),
+            });
         }
         // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
         let listed = listing(
@@ -591,51 +593,32 @@ impl Summarizer {
         for name in known.iter().flat_map(|e| &e.english) {
             licensed.allow_names(name);
         }
-        // A name that sounds like a Korean word of the summary is that word's spelling
-        // (인플루엔자 = Influenza); only the rest go to the model to be matched back.
-        let mut names = licensed.ungrounded_names(&translation);
-        names.retain(|name| match romanize::heard_in(&first.text, name) {
-            Some(korean) => {
-                licensed.allow_names(name);
-                glossary.push(GlossaryEntry {
-                    source: korean.to_string(),
-                    target: name.clone(),
-                });
-                false
-            }
-            None => true,
-        });
-        if !names.is_empty() {
-            let answer = self.step(
-                model,
-                &self.prompts.align_names,
-                &[("text", &first.text), ("names", &names.join("\n"))],
-                grounding,
-                &[Class::Digits],
-                &[],
-                run,
-                &mut |_| ControlFlow::Continue(()),
-            )?;
-            for e in parse_alignment(&answer.text, &names, &first.text) {
-                if !spelling_holds(model, &e) {
-                    continue;
-                }
-                licensed.allow_names(&e.target);
-                glossary.push(e);
-            }
-        }
-        // Checked only now, with the names matched back: a sentence refused even so is asked again.
+        self.match_names(
+            model,
+            first,
+            &translation,
+            grounding,
+            &mut licensed,
+            &mut glossary,
+            run,
+        )?;
+        // Checked only now, with the names matched back: a sentence refused even so is asked again,
+        // and the new answer's names are matched back in turn (asked again, the model renamed
+        // 식품의약품안전처 `Drug Safety Commission of Korea`).
         for (sentence, answer) in &mut answers {
             let sentence: &str = sentence;
             self.mend(
                 model,
                 encoder,
-                &licensed,
+                &mut licensed,
                 Lang::En,
                 sentence,
                 answer,
                 run,
                 |bans, run, model| ask(sentence, bans, run, model),
+                |model, text, licensed, run| {
+                    self.match_names(model, first, text, grounding, licensed, &mut glossary, run)
+                },
             )?;
         }
         let mut gate = Gate::for_translation(Lang::En, &licensed);
@@ -722,12 +705,13 @@ impl Summarizer {
                 self.mend(
                     model,
                     encoder,
-                    grounding,
+                    &mut grounding.clone(),
                     Lang::Ko,
                     sentence,
                     answer,
                     run,
                     |bans, run, model| ask(used, bans, run, model),
+                    |_, _, _, _| Ok(()),
                 )?;
             }
             answers.extend(answer.map(|a| (sentence, a)));
@@ -743,27 +727,87 @@ impl Summarizer {
         }
         Ok((gate.finish_translation(), glossary))
     }
+    /// Matches the English names of `translation` that `licensed` does not license yet back to the
+    /// Korean names of the summary `first` they translate, licensing those that hold and listing
+    /// them in `glossary`.
+    #[allow(clippy::too_many_arguments)]
+    fn match_names(
+        &self,
+        model: &mut TextModel,
+        first: &Summary,
+        translation: &str,
+        grounding: &Grounding,
+        licensed: &mut Grounding,
+        glossary: &mut Vec<GlossaryEntry>,
+        run: &mut Run,
+    ) -> Result<()> {
+        // A name that sounds like a Korean word of the summary is that word's spelling
+        // (인플루엔자 = Influenza), as is a name of several words whose rare words are heard in one
+        // (신한 = Shinhan Bank); only the rest go to the model to be matched back.
+        let mut names = licensed.ungrounded_names(translation);
+        names.retain(|name| {
+            match romanize::heard_in(&first.text, name)
+                .or_else(|| heard_name(model, &first.text, name))
+            {
+                Some(korean) => {
+                    licensed.allow_names(name);
+                    glossary.push(GlossaryEntry {
+                        source: korean.to_string(),
+                        target: name.clone(),
+                    });
+                    false
+                }
+                None => true,
+            }
+        });
+        let names = joined_names(names, translation);
+        if !names.is_empty() {
+            let answer = self.step(
+                model,
+                &self.prompts.align_names,
+                &[("text", &first.text), ("names", &names.join("\n"))],
+                grounding,
+                &[Class::Digits],
+                &[],
+                run,
+                &mut |_| ControlFlow::Continue(()),
+            )?;
+            for e in parse_alignment(&answer.text, &names, &first.text) {
+                if !spelling_holds(model, &e) || exonyms::misnamed(&e.source, &e.target) {
+                    continue;
+                }
+                licensed.allow_names(&e.target);
+                glossary.push(e);
+            }
+        }
+        Ok(())
+    }
 
     /// Asks again, up to [`RETRIES`] times, for a translation the checks refuse at a word, a number
     /// or a letter, with each refused spot banned ([`Ban`]); an answer that then passes the checks
     /// of `licensed` and keeps the meaning of `sentence` replaces `answer`. Otherwise `answer` stays,
     /// for the gate to refuse. An amount whose scale the model got wrong (`300 billion` for 300억) is
-    /// written as the article's first ([`Answer::mend_amounts`]), and the answer checked so.
+    /// written as the article's first ([`Answer::mend_amounts`]), and the answer checked so. Each
+    /// answer asked for again goes to `widen` first, which may license more of it in `licensed`.
     #[allow(clippy::too_many_arguments)]
     fn mend(
         &self,
         model: &mut TextModel,
         encoder: &Encoder,
-        licensed: &Grounding,
+        licensed: &mut Grounding,
         lang: Lang,
         sentence: &str,
         answer: &mut Answer,
         run: &mut Run,
         mut ask: impl FnMut(&[Ban], &mut Run, &mut TextModel) -> Result<Option<Answer>>,
+        mut widen: impl FnMut(&mut TextModel, &str, &mut Grounding, &mut Run) -> Result<()>,
     ) -> Result<()> {
         let mut bans = Vec::new();
         let mut current = answer.clone();
         for attempt in 0..=RETRIES {
+            if attempt > 0 {
+                widen(model, &current.text, licensed, run)?;
+            }
             // Checked with its amounts mended; banned where the model's own text went wrong.
             let mut mended = current.clone();
             mended.mend_amounts(licensed, lang);
@@ -1368,9 +1412,19 @@ fn korean_spelling_holds(entry: &GlossaryEntry) -> bool {
 /// International Film Festival = 부산국제영화제). So must an acronym of three letters or more: it
 /// names one organisation, and the model reaches for the famous one (`FDA` for Korea's 식품의약품안전처).
 fn spelling_holds(model: &TextModel, entry: &GlossaryEntry) -> bool {
-    let rare: Vec<&str> = entry
-        .target
-        .split(|c: char| c.is_whitespace() || c == '-' || c == '.')
+    let rare = rare_words(model, &entry.target);
+    rare.is_empty()
+        || romanize::sounds_alike(&entry.source, &entry.target)
+        || (entry.target.split_whitespace().count() > 1
+            && rare
+                .iter()
+                .all(|w| romanize::heard_within(&entry.source, w).is_some()))
+}
+
+/// The capitalised words of an English name that the model's vocabulary does not hold whole, and
+/// its acronyms of three letters or more: the words that must sound like the Korean.
+fn rare_words<'n>(model: &TextModel, name: &'n str) -> Vec<&'n str> {
+    name.split(|c: char| c.is_whitespace() || c == '-' || c == '.')
         .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
         .filter(|w| {
             is_acronym(w)
@@ -1378,13 +1432,29 @@ fn spelling_holds(model: &TextModel, entry: &GlossaryEntry) -> bool {
                     .encode_verbatim(&format!(" {w}"))
                     .map_or(true, |t| t.len() > 1)
         })
-        .collect();
-    rare.is_empty()
-        || romanize::sounds_alike(&entry.source, &entry.target)
-        || (entry.target.split_whitespace().count() > 1
-            && rare
-                .iter()
-                .all(|w| romanize::heard_within(&entry.source, w)))
+        .collect()
+}
+
+/// The Korean word of `korean` that a name of several words of an English translation stands for,
+/// when the name has rare words ([`rare_words`]) and each is heard opening a word of `korean`
+/// ([`romanize::heard_within`]) or spelled by its romanization ([`romanize::spelled_within`]):
+/// `Shinhan Bank` for the 신한 of `KB국민·신한·하나` (a name of one word must be spelled so). The
+/// name's other words are ones the model knows, as in [`spelling_holds`]; a name of known words
+/// alone (`Han Bank`) has nothing to be heard, and is not matched this way.
+fn heard_name<'k>(model: &TextModel, korean: &'k str, name: &str) -> Option<&'k str> {
+    let rare = rare_words(model, name);
+    if rare.is_empty() {
+        return None;
+    }
+    // A word of a longer name may be heard; a name of one word must be spelled exactly (the
+    // sound of a whole word is `romanize::heard_in`'s).
+    let several = name.contains(' ');
+    let mut heard = rare.iter().map(|w| {
+        romanize::spelled_within(korean, w)
+            .or_else(|| several.then(|| romanize::heard_within(korean, w)).flatten())
+    });
+    let first = heard.next()??;
+    heard.all(|k| k.is_some()).then_some(first)
 }
 
 /// Three or more capital letters and nothing else (`FDA`, `NASA`; not `US`, not `Inc`).
@@ -1454,6 +1524,24 @@ fn pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `names` (in the order `text` writes them) with two that `text` joins by `and` made one: a name
+/// translated by its meaning holds the word (`Food and Drug Administration of Korea` for
+/// 식품의약품안전처), and asked about `Food` alone the model could only answer `음식`.
+fn joined_names(names: Vec<String>, text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        if let Some(last) = out.last_mut() {
+            let both = format!("{last} and {name}");
+            if text.contains(&both) {
+                *last = both;
+                continue;
+            }
+        }
+        out.push(name);
+    }
+    out
+}
+
 /// Answers `English = 한국어` to the question which Korean name each of `names` translates; an answer
 /// counts when it is about one of `names` and the translated text `source` contains its Korean side.
 fn parse_alignment(text: &str, names: &[String], source: &str) -> Vec<GlossaryEntry> {
@@ -1462,9 +1550,12 @@ fn parse_alignment(text: &str, names: &[String], source: &str) -> Vec<GlossaryEn
         let Some(name) = names.iter().find(|n| n.eq_ignore_ascii_case(&english)) else {
             continue;
         };
-        if !is_name_like(&korean) || !source.contains(&korean) {
+        if !is_name_like(&korean) {
             continue;
         }
+        let Some(korean) = named_in(&korean, source) else {
+            continue;
+        };
         if out.iter().any(|e| &e.target == name) {
             continue;
         }
@@ -1474,6 +1565,31 @@ fn parse_alignment(text: &str, names: &[String], source: &str) -> Vec<GlossaryEn
         });
     }
     out
+}
+
+/// The Korean name `answer` as `source` writes it: itself, or the longest stretch of it that
+/// `source` writes, when that is three syllables or more and two thirds of it at least (asked what
+/// `Food and Drug Administration of Korea` translates, the model answered `한국식품의약품안전처`,
+/// where the summary writes 식품의약품안전처). `None` when `source` has no such stretch.
+fn named_in(answer: &str, source: &str) -> Option<String> {
+    if source.contains(answer) {
+        return Some(answer.to_string());
+    }
+    let chars: Vec<char> = answer.chars().collect();
+    let mut best: &[char] = &[];
+    for start in 0..chars.len() {
+        for end in (start + best.len() + 1)..=chars.len() {
+            let stretch: String = chars[start..end].iter().collect();
+            if !source.contains(&stretch) {
+                break;
+            }
+            best = &chars[start..end];
+        }
+    }
+    (best.len() >= 3
+        && 3 * best.len() >= 2 * chars.len()
+        && best.iter().all(|&c| ground::is_hangul(c)))
+    .then(|| best.iter().collect())
 }
 
 /// Whether a segment ends like a sentence of running text (not a headline, byline or caption).
@@ -2070,6 +2186,37 @@ mod tests {
             ["Barcelona", "FDA", "Hawaiian Holdings"],
             "spelled names, lower-case words and names the text lacks are left out"
         );
+    }
+
+    #[test]
+    fn a_matched_name_is_taken_as_the_summary_writes_it() {
+        let source = "식품의약품안전처는 KB국민·신한·하나은행 등에 요청했다.";
+        assert_eq!(
+            named_in("식품의약품안전처", source).as_deref(),
+            Some("식품의약품안전처")
+        );
+        assert_eq!(
+            named_in("한국식품의약품안전처", source).as_deref(),
+            Some("식품의약품안전처")
+        );
+        // Too little of it is in the summary: 신한 of 신한은행, 안전 of 국가안전처.
+        assert_eq!(named_in("신한은행", source), None);
+        assert_eq!(named_in("국가안전처", source), None);
+    }
+
+    #[test]
+    fn names_joined_by_and_are_asked_about_as_one() {
+        let text = "The Food and Drug Administration of Korea and Meta met Kim and Lee.";
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            joined_names(
+                names(&["Food", "Drug Administration of Korea", "Kim"]),
+                text
+            ),
+            ["Food and Drug Administration of Korea", "Kim"]
+        );
+        // Not joined in the text: asked about one by one.
+        assert_eq!(joined_names(names(&["Food", "Kim"]), text), ["Food", "Kim"]);
     }
 
     #[test]

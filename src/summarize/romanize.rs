@@ -242,17 +242,46 @@ pub fn garbled_distance(korean: &str, english: &str) -> Option<usize> {
 /// Whether `word`, one word of a longer English name whose other words are translated, is heard at
 /// the start of a word of the Korean name `korean`: its consonant skeleton, of three sounds or more,
 /// opens that word's (부산국제영화제 opens with the sound of Busan in Busan International Film
-/// Festival). Anywhere else would be too loose: `Gyeongnam` lies across 경기 남양주.
-pub fn heard_within(korean: &str, word: &str) -> bool {
+/// Festival). Anywhere else would be too loose: `Gyeongnam` lies across 경기 남양주. Words are runs of
+/// Hangul (`KB국민·신한·하나` holds 신한). Gives the Korean word.
+pub fn heard_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
     let heard: Vec<String> = [skeleton(word, false), skeleton(word, true)]
         .into_iter()
         .filter(|e| e.len() >= 3)
         .collect();
-    korean.split_whitespace().any(|k| {
-        korean_skeletons(k)
-            .iter()
-            .any(|s| heard.iter().any(|e| s.starts_with(e.as_str())))
-    })
+    korean
+        .split(|c: char| !is_hangul(c))
+        .filter(|k| !k.is_empty())
+        .find(|k| {
+            korean_skeletons(k)
+                .iter()
+                .any(|s| heard.iter().any(|e| s.starts_with(e.as_str())))
+        })
+}
+
+/// The Hangul word of `korean` whose opening syllables (two or more), romanized, spell `word`
+/// letter for letter (case, hyphens and the customary `sh` of 시 aside): `Shinhan` for the 신한 of
+/// `KB국민·신한·하나`. For names whose consonant skeleton is too short to be heard
+/// ([`heard_within`]: s-n for Shinhan, as h is not counted), an exact spelling is evidence enough.
+pub fn spelled_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
+    let letters: String = word
+        .to_lowercase()
+        .replace("shi", "si")
+        .chars()
+        .filter(char::is_ascii_alphabetic)
+        .collect();
+    if letters.len() < 4 {
+        return None;
+    }
+    korean
+        .split(|c: char| !is_hangul(c))
+        .filter(|k| !k.is_empty())
+        .find(|k| {
+            k.char_indices()
+                .map(|(at, c)| at + c.len_utf8())
+                .skip(1)
+                .any(|end| romanize(&k[..end]) == letters)
+        })
 }
 
 /// The Korean word of `text` (particles allowed after it) that `english` is the sound of, if any. Only
@@ -343,15 +372,32 @@ mod tests {
 
     #[test]
     fn a_word_of_a_name_is_heard_within_the_korean_name() {
-        assert!(heard_within("부산국제영화제", "Busan"));
-        assert!(heard_within("남양주시청", "Namyangju"));
-        assert!(!heard_within("부산국제영화제", "Daegu"));
-        assert!(!heard_within("남양주시", "Gyeongnam"));
-        assert!(!heard_within("경기 남양주시", "Gyeongnam"));
-        assert!(!heard_within("2025 진주남강유등축제", "Guangyue"));
-        assert!(heard_within("2025 진주남강유등축제", "Jinju"));
+        assert_eq!(
+            heard_within("부산국제영화제", "Busan"),
+            Some("부산국제영화제")
+        );
+        assert!(heard_within("남양주시청", "Namyangju").is_some());
+        assert!(heard_within("부산국제영화제", "Daegu").is_none());
+        assert!(heard_within("남양주시", "Gyeongnam").is_none());
+        assert!(heard_within("경기 남양주시", "Gyeongnam").is_none());
+        assert!(heard_within("2025 진주남강유등축제", "Guangyue").is_none());
+        assert!(heard_within("2025 진주남강유등축제", "Jinju").is_some());
+        // Shinhan is s-n, too short to be heard; spelled letter for letter, it is 신한 (a word is a
+        // run of Hangul: between middle dots here).
+        assert_eq!(heard_within("KB국민·신한·하나은행", "Shinhan"), None);
+        assert_eq!(
+            spelled_within("KB국민·신한·하나은행", "Shinhan"),
+            Some("신한")
+        );
+        assert_eq!(spelled_within("신한은행", "Shinhan"), Some("신한은행"));
+        assert_eq!(
+            spelled_within("KB국민·신한·하나은행", "Hana"),
+            Some("하나은행")
+        );
+        assert_eq!(spelled_within("신한", "Shinan"), None);
+        assert_eq!(spelled_within("하나", "Han"), None);
         // Too short to tell: `Seo` is s alone.
-        assert!(!heard_within("서울시", "Seo"));
+        assert!(heard_within("서울시", "Seo").is_none());
     }
 
     #[test]
