@@ -526,7 +526,13 @@ impl Summarizer {
         let prompt = &self.prompts.translate_ko_en;
         // Names first: the model spells them better when it has listed them (kept only when the
         // summary contains the Korean side).
-        let lists = self.name_list(model, &self.prompts.glossary_ko_en, first, grounding, run)?;
+        let lists = self.name_list(
+            model,
+            &self.prompts.glossary_ko_en,
+            &[("text", &first.text)],
+            grounding,
+            run,
+        )?;
         // The name list's prompt opens as the one matching names back does (after the translations).
         model.park()?;
         let mut glossary: Vec<GlossaryEntry> = parse_glossary(&lists, &first.text)
@@ -640,7 +646,13 @@ impl Summarizer {
         grounding: &Grounding,
         run: &mut Run,
     ) -> Result<(Summary, Vec<GlossaryEntry>)> {
-        let lists = self.name_list(model, &self.prompts.glossary_en_ko, first, grounding, run)?;
+        let lists = self.name_list(
+            model,
+            &self.prompts.glossary_en_ko,
+            &[("text", &first.text)],
+            grounding,
+            run,
+        )?;
         // The model knows how famous names are written in English, not how Korean writes them: every
         // Korean spelling must sound like its English name (Thailand = 태국 does not, and the
         // translation copies `Thailand`; 해바라드 for Hawaiian does not either).
@@ -762,17 +774,14 @@ impl Summarizer {
         });
         let names = joined_names(names, translation);
         if !names.is_empty() {
-            let answer = self.step(
+            let answer = self.name_list(
                 model,
                 &self.prompts.align_names,
                 &[("text", &first.text), ("names", &names.join("\n"))],
                 grounding,
-                &[Class::Digits],
-                &[],
                 run,
-                &mut |_| ControlFlow::Continue(()),
             )?;
-            for e in parse_alignment(&answer.text, &names, &first.text) {
+            for e in parse_alignment(&answer, &names, &first.text) {
                 if !spelling_holds(model, &e) || exonyms::misnamed(&e.source, &e.target) {
                     continue;
                 }
@@ -951,19 +960,19 @@ impl Summarizer {
             .collect()
     }
 
-    /// The names the model lists (`prompt`, one `a = b` per line) for `summary`.
+    /// The names the model lists (`prompt` rendered with `values`, one `a = b` per line).
     fn name_list(
         &self,
         model: &mut TextModel,
         prompt: &Prompt,
-        summary: &Summary,
+        values: &[(&str, &str)],
         grounding: &Grounding,
         run: &mut Run,
     ) -> Result<String> {
         let answer = self.step(
             model,
             prompt,
-            &[("text", &summary.text)],
+            values,
             grounding,
             &[Class::Digits],
             &[],
