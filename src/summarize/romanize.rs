@@ -260,17 +260,18 @@ pub fn heard_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
 }
 
 /// The Hangul word of `korean` whose opening syllables (two or more), romanized, spell `word`
-/// letter for letter (case, hyphens and the customary `sh` of 시 aside): `Shinhan` for the 신한 of
-/// `KB국민·신한·하나`. For names whose consonant skeleton is too short to be heard
+/// letter for letter (case, hyphens and the customary `shi` of 시 and `woo` of 우 aside): `Shinhan`
+/// for the 신한 of `KB국민·신한·하나`, `Woori` for 우리은행. For names whose consonant skeleton is too short to be heard
 /// ([`heard_within`]: s-n for Shinhan, as h is not counted), an exact spelling is evidence enough.
 pub fn spelled_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
     let letters: String = word
         .to_lowercase()
         .replace("shi", "si")
+        .replace("woo", "u")
         .chars()
         .filter(char::is_ascii_alphabetic)
         .collect();
-    if letters.len() < 4 {
+    if letters.len() < 3 {
         return None;
     }
     korean
@@ -396,6 +397,7 @@ mod tests {
         );
         assert_eq!(spelled_within("신한", "Shinan"), None);
         assert_eq!(spelled_within("하나", "Han"), None);
+        assert_eq!(spelled_within("우리은행", "Woori"), Some("우리은행"));
         // Too short to tell: `Seo` is s alone.
         assert!(heard_within("서울시", "Seo").is_none());
     }
