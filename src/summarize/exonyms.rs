@@ -17,6 +17,8 @@ use super::ground::is_hangul;
 pub struct Exonym {
     pub korean: &'static str,
     pub english: Vec<&'static str>,
+    /// An organisation (the Fed, the WHO), not a place.
+    pub body: bool,
 }
 
 /// The whole table, read once from the built-in `data/exonyms.tsv`.
@@ -30,10 +32,12 @@ fn parse(text: &'static str) -> Vec<Exonym> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| {
-            let (korean, english) = l.split_once('\t')?;
+            let mut columns = l.split('\t');
+            let (korean, english) = (columns.next()?, columns.next()?);
             Some(Exonym {
                 korean: korean.trim(),
                 english: english.split('|').map(str::trim).collect(),
+                body: columns.next().is_some_and(|c| c.trim() == "body"),
             })
         })
         .collect()
@@ -76,11 +80,12 @@ pub fn in_english(text: &str) -> Vec<(&'static str, &'static Exonym)> {
     out
 }
 
-/// Whether `english`, given as the translation of the Korean name `korean`, opens with a name of
-/// the table (`Federal Reserve Board`) that `korean` does not contain the Korean of: the model
-/// listed 금융위원회, Korea's Financial Services Commission, as `Federal Reserve Board`, and 금융당국
-/// as `Federal Reserve Bank`. (`Bank of Korea` for 한국은행 and `Seoul Metropolitan Government` for
-/// 서울시 hold; a table name further in, `... of Korea`, is a translation's business.)
+/// Whether `english`, given as the translation of the Korean name `korean`, opens with the name of
+/// a body of the table (`Federal Reserve Board`) that `korean` does not contain the Korean of: the
+/// model listed 금융위원회, Korea's Financial Services Commission, as `Federal Reserve Board`, and
+/// 금융당국 as `Federal Reserve Bank`. Places open the names of many bodies (`Korean Automobile
+/// Mobility Industry Association` for KAMA), and a body's name further in is a translation's
+/// business, so neither counts.
 pub fn misnamed(korean: &str, english: &str) -> bool {
     let opens = |name: &str| {
         english.starts_with(name)
@@ -91,7 +96,7 @@ pub fn misnamed(korean: &str, english: &str) -> bool {
     };
     let rows: Vec<&Exonym> = table()
         .iter()
-        .filter(|e| e.english.iter().any(|n| opens(n)))
+        .filter(|e| e.body && e.english.iter().any(|n| opens(n)))
         .collect();
     !rows.is_empty() && !rows.iter().any(|e| korean.contains(e.korean))
 }
@@ -115,6 +120,15 @@ mod tests {
             assert!(e.korean.chars().all(is_hangul), "{e:?}");
             assert!(!e.english.is_empty() && e.english.iter().all(|n| !n.is_empty()));
         }
+        let bodies: Vec<&str> = table()
+            .iter()
+            .filter(|e| e.body)
+            .map(|e| e.korean)
+            .collect();
+        assert!(
+            bodies.contains(&"연준") && !bodies.contains(&"미국"),
+            "{bodies:?}"
+        );
     }
 
     #[test]
@@ -138,6 +152,12 @@ mod tests {
             "한국자동차모빌리티산업협회",
             "Korean Automobile Mobility Association"
         ));
+        // A place opening a body's name is no claim: KAMA's English opens with Korean.
+        assert!(!misnamed(
+            "KAMA",
+            "Korean Automobile Mobility Industry Association"
+        ));
+        assert!(misnamed("KAMA", "Bank of Korea"));
         // Further in, or not the whole word: not this check's to judge.
         assert!(!misnamed(
             "식품의약품안전처",
