@@ -80,12 +80,13 @@ pub fn in_english(text: &str) -> Vec<(&'static str, &'static Exonym)> {
     out
 }
 
-/// Whether `english`, given as the translation of the Korean name `korean`, opens with the name of
-/// a body of the table (`Federal Reserve Board`) that `korean` does not contain the Korean of: the
-/// model listed 금융위원회, Korea's Financial Services Commission, as `Federal Reserve Board`, and
-/// 금융당국 as `Federal Reserve Bank`. Places open the names of many bodies (`Korean Automobile
-/// Mobility Industry Association` for KAMA), and a body's name further in is a translation's
-/// business, so neither counts.
+/// Whether `english`, given as the translation of the Korean name `korean`, opens with a name of
+/// the table (`Federal Reserve Board`, `Seoul Tower`) that `korean` does not contain the Korean
+/// of: the model listed 금융위원회, Korea's Financial Services Commission, as `Federal Reserve
+/// Board`, 금융당국 as `Federal Reserve Bank`, and 수도권 빌라 (villas around the capital) as `Seoul
+/// Tower`. A name in Latin letters (an acronym: `KAMA = Korean Automobile Mobility Industry
+/// Association`) shows no Korean to hold a place's name, so for it only bodies count. A table name
+/// further in (`... of Korea`) is a translation's business.
 pub fn misnamed(korean: &str, english: &str) -> bool {
     let opens = |name: &str| {
         english.starts_with(name)
@@ -96,7 +97,7 @@ pub fn misnamed(korean: &str, english: &str) -> bool {
     };
     let rows: Vec<&Exonym> = table()
         .iter()
-        .filter(|e| e.body && e.english.iter().any(|n| opens(n)))
+        .filter(|e| (e.body || korean.chars().any(is_hangul)) && e.english.iter().any(|n| opens(n)))
         .collect();
     !rows.is_empty() && !rows.iter().any(|e| korean.contains(e.korean))
 }
@@ -152,7 +153,8 @@ mod tests {
             "한국자동차모빌리티산업협회",
             "Korean Automobile Mobility Association"
         ));
-        // A place opening a body's name is no claim: KAMA's English opens with Korean.
+        assert!(misnamed("수도권 빌라", "Seoul Tower"));
+        // An acronym holds no place's Korean: only a body's name is a claim for it.
         assert!(!misnamed(
             "KAMA",
             "Korean Automobile Mobility Industry Association"
