@@ -102,6 +102,21 @@ pub fn misnamed(korean: &str, english: &str) -> bool {
     !rows.is_empty() && !rows.iter().any(|e| korean.contains(e.korean))
 }
 
+/// The first body of the table (the Fed, 한국은행) that the translated sentence `english` names and
+/// its Korean sentence `korean` does not: a translation of one sentence names only what that
+/// sentence does. (The mortgage article's banks `KB국민·신한·하나·우리은행` came out as `KB Bank,
+/// Shinhan Bank, Bank of Korea, and Woori Bank`; the summary names 한국은행 in another sentence.)
+pub fn body_not_in(korean: &str, english: &str) -> Option<&'static str> {
+    in_english(english)
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| {
+            let rows = table().iter().filter(|e| e.english.contains(name));
+            let mut rows = rows.peekable();
+            rows.peek().is_some_and(|e| e.body) && !rows.any(|e| korean.contains(e.korean))
+        })
+}
+
 /// Whether `text` has `name` with no letter or digit right before or after it.
 fn writes(text: &str, name: &str) -> bool {
     let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
@@ -166,6 +181,30 @@ mod tests {
             "Drug Administration of Korea"
         ));
         assert!(!misnamed("페더럴익스프레스", "FedEx"));
+    }
+
+    #[test]
+    fn a_sentence_names_only_the_bodies_its_korean_names() {
+        let korean = "KB국민·신한·하나·우리은행 등 4대 은행의 금리는 3.12%였다.";
+        assert_eq!(
+            body_not_in(
+                korean,
+                "KB Bank, Shinhan Bank, Bank of Korea and Woori Bank"
+            ),
+            Some("Bank of Korea")
+        );
+        assert_eq!(
+            body_not_in(
+                "한국은행의 기준금리 인하 이후",
+                "After the Bank of Korea cut"
+            ),
+            None
+        );
+        // Places are not held to it (국내 is often `in Korea`).
+        assert_eq!(
+            body_not_in("국내 판매가 늘었다", "Sales in Korea rose"),
+            None
+        );
     }
 
     #[test]

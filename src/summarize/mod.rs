@@ -627,6 +627,20 @@ impl Summarizer {
                 },
             )?;
         }
+        // A body the summary names may only stand in the translation of a sentence that names it.
+        let mut refused = refused;
+        answers.retain(
+            |(sentence, answer)| match exonyms::body_not_in(sentence, &answer.text) {
+                Some(name) => {
+                    refused.push(Rejected {
+                        sentence: answer.text.clone(),
+                        reason: format!("name {name} is not in the sentence it translates"),
+                    });
+                    false
+                }
+                None => true,
+            },
+        );
         let mut gate = Gate::for_translation(Lang::En, &licensed);
         gate.rejected = refused;
         let _ = gate.push_whole(&joined(&answers), &mut |_| {});
