@@ -51,6 +51,9 @@ pub struct ClassTokens {
     all: Vec<Vec<u8>>,
     /// The most bytes one token writes.
     longest: usize,
+    /// The tokens that write a month or weekday whole, after any spaces (`" July"`, `"Monday"`),
+    /// with that word in lower case; `may` only as `May` (the verb stays).
+    dates: Vec<(usize, String)>,
 }
 
 impl ClassTokens {
@@ -80,9 +83,26 @@ impl ClassTokens {
                 out.hangul.push((id, text));
             }
             out.longest = out.longest.max(bytes.len());
+            out.note_date(id as usize, &bytes);
             out.all.push(bytes);
         }
         out
+    }
+
+    /// Notes token `id` if its `bytes` write a month or weekday whole.
+    fn note_date(&mut self, id: usize, bytes: &[u8]) {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return;
+        };
+        let w = text.trim_start();
+        let lower = w.to_lowercase();
+        let is_date = match lower.as_str() {
+            "may" => w == "May",
+            _ => super::ground::is_date_word(&lower),
+        };
+        if is_date {
+            self.dates.push((id, lower));
+        }
     }
 
     /// The tokens whose text passes `keep` (a token holding part of a character reads as U+FFFD;
@@ -109,6 +129,7 @@ impl ClassTokens {
                 out.all.resize(i as usize + 1, Vec::new());
             }
             out.all[i as usize] = s.as_bytes().to_vec();
+            out.note_date(i as usize, s.as_bytes());
             out.longest = out.longest.max(s.len());
             if s.chars().any(|c| Class::Digits.has(c)) {
                 out.digits.push((i, s.to_string()));
@@ -330,25 +351,15 @@ impl CopyFilter<'_> {
     }
 }
 
-/// The tokens that write one of `words` whole, after any spaces (`" July"`, `"Monday"`), in either
-/// case, but for `may`, which is only the month as `May`. Tokens that only begin such a word
-/// (`" Mar"` of `Mark`) stay.
+/// The tokens that write one of `words` (months and weekdays, in lower case) whole, in either case,
+/// but for `may`, which is only the month as `May`. Tokens that only begin such a word (`" Mar"` of
+/// `Mark`) stay.
 fn unnamed_date_tokens(tokens: &ClassTokens, words: &[&str]) -> Vec<usize> {
-    if words.is_empty() {
-        return Vec::new();
-    }
-    (0..tokens.all.len())
-        .filter(|&id| {
-            let Ok(text) = std::str::from_utf8(&tokens.all[id]) else {
-                return false;
-            };
-            let w = text.trim_start();
-            !w.is_empty()
-                && words.iter().any(|&u| match u {
-                    "may" => w == "May",
-                    _ => w.eq_ignore_ascii_case(u),
-                })
-        })
+    tokens
+        .dates
+        .iter()
+        .filter(|(_, w)| words.contains(&w.as_str()))
+        .map(|&(id, _)| id)
         .collect()
 }
 

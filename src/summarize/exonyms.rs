@@ -95,9 +95,10 @@ pub fn misnamed(korean: &str, english: &str) -> bool {
                 .next()
                 .is_some_and(char::is_alphanumeric)
     };
+    let hangul = korean.chars().any(is_hangul);
     let rows: Vec<&Exonym> = table()
         .iter()
-        .filter(|e| (e.body || korean.chars().any(is_hangul)) && e.english.iter().any(|n| opens(n)))
+        .filter(|e| (e.body || hangul) && e.english.iter().any(|n| opens(n)))
         .collect();
     !rows.is_empty() && !rows.iter().any(|e| korean.contains(e.korean))
 }

@@ -195,6 +195,11 @@ const WEEKDAYS_KO: [&str; 7] = [
     "일요일",
 ];
 
+/// Whether `word` (in lower case) is an English month or weekday, or a Korean weekday.
+pub fn is_date_word(word: &str) -> bool {
+    MONTHS.contains(&word) || WEEKDAYS_EN.contains(&word) || WEEKDAYS_KO.contains(&word)
+}
+
 /// Capitalised English words that name nothing: sentence openers, pronouns, titles. A capitalised word
 /// outside this list must be grounded in the article.
 const FUNCTION_WORDS: &[&str] = &[

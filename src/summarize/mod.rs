@@ -707,6 +707,8 @@ impl Summarizer {
             run,
         )?;
         let mut answers = Vec::new();
+        // Nothing widens what an English article licenses: `mend` gets one copy it leaves as it is.
+        let mut fixed = grounding.clone();
         for (sentence, mut answer) in firsts {
             let ask =
                 |grounding: &Grounding, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
@@ -731,7 +733,7 @@ impl Summarizer {
                 self.mend(
                     model,
                     encoder,
-                    &mut grounding.clone(),
+                    &mut fixed,
                     Lang::Ko,
                     sentence,
                     answer,

@@ -249,20 +249,24 @@ pub fn heard_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
         .into_iter()
         .filter(|e| e.len() >= 3)
         .collect();
-    korean
-        .split(|c: char| !is_hangul(c))
+    hangul_words(korean).find(|k| {
+        korean_skeletons(k)
+            .iter()
+            .any(|s| heard.iter().any(|e| s.starts_with(e.as_str())))
+    })
+}
+
+/// The runs of Hangul in `text`, its Korean words (`KB국민·신한·하나` holds 국민, 신한 and 하나).
+fn hangul_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !is_hangul(c))
         .filter(|k| !k.is_empty())
-        .find(|k| {
-            korean_skeletons(k)
-                .iter()
-                .any(|s| heard.iter().any(|e| s.starts_with(e.as_str())))
-        })
 }
 
 /// The Hangul word of `korean` whose opening syllables (two or more), romanized, spell `word`
 /// letter for letter (case, hyphens and the customary `shi` of 시 and `woo` of 우 aside): `Shinhan`
-/// for the 신한 of `KB국민·신한·하나`, `Woori` for 우리은행. For names whose consonant skeleton is too short to be heard
-/// ([`heard_within`]: s-n for Shinhan, as h is not counted), an exact spelling is evidence enough.
+/// for the 신한 of `KB국민·신한·하나`, `Woori` for 우리은행. For names whose consonant skeleton is too
+/// short to be heard ([`heard_within`]: s-n for Shinhan, as h is not counted), an exact spelling is
+/// evidence enough.
 pub fn spelled_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
     let letters: String = word
         .to_lowercase()
@@ -274,15 +278,12 @@ pub fn spelled_within<'k>(korean: &'k str, word: &str) -> Option<&'k str> {
     if letters.len() < 3 {
         return None;
     }
-    korean
-        .split(|c: char| !is_hangul(c))
-        .filter(|k| !k.is_empty())
-        .find(|k| {
-            k.char_indices()
-                .map(|(at, c)| at + c.len_utf8())
-                .skip(1)
-                .any(|end| romanize(&k[..end]) == letters)
-        })
+    hangul_words(korean).find(|k| {
+        k.char_indices()
+            .map(|(at, c)| at + c.len_utf8())
+            .skip(1)
+            .any(|end| romanize(&k[..end]) == letters)
+    })
 }
 
 /// The Korean word of `text` (particles allowed after it) that `english` is the sound of, if any. Only
@@ -293,7 +294,7 @@ pub fn heard_in<'t>(text: &'t str, english: &str) -> Option<&'t str> {
     if wanted.iter().all(|w| w.len() < 3) {
         return None;
     }
-    for word in text.split(|c: char| !is_hangul(c)) {
+    for word in hangul_words(text) {
         // Without two trailing syllables, one, or none (남양주에서, 인플루엔자가): the shortest stem
         // that matches, so a particle of vowels alone (에) is not taken into the name.
         let ends: Vec<usize> = word.char_indices().map(|(i, _)| i).skip(2).collect();
