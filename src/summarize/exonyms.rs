@@ -155,6 +155,17 @@ mod tests {
         assert_eq!(names("인도네시아 정부가"), ["인도네시아"]);
         // Inside a word it is no name: 무엇이란, 중미국 (no such row).
         assert!(names("무엇이란 말인가").is_empty());
+        assert_eq!(names("텍사스주 상원의원은"), ["텍사스", "상원"]);
+        // No row opens a common word: 선전했다 (did well), 메타버스, 애플리케이션, 화성시.
+        for word in [
+            "선전했다",
+            "메타버스",
+            "애플리케이션",
+            "화성시",
+            "기아가 심하다",
+        ] {
+            assert!(names(word).is_empty(), "{word}: {:?}", names(word));
+        }
     }
 
     #[test]
@@ -211,10 +222,21 @@ mod tests {
     #[test]
     fn english_names_are_whole_words() {
         let found = |t: &str| -> Vec<&str> { in_english(t).iter().map(|(n, _)| *n).collect() };
-        assert_eq!(found("the U.S. Department of Transportation"), ["U.S."]);
+        assert_eq!(
+            found("the U.S. Department of Transportation"),
+            ["U.S.", "Department of Transportation"]
+        );
         assert!(found("a USB stick for us").is_empty());
         assert_eq!(found("Germany's GDL union"), ["Germany"]);
         let (_, thai) = in_english("Thai rice prices")[0];
         assert_eq!(thai.korean, "태국");
+        // A state's and a body's Korean name the model does not know.
+        let korean =
+            |t: &str| -> Vec<&str> { in_english(t).iter().map(|(_, e)| e.korean).collect() };
+        assert_eq!(korean("700 cases in Texas"), ["텍사스"]);
+        assert_eq!(korean("The Senate approved"), ["상원"]);
+        // Hawaiian is not Hawaii, nor is the White House the House of Representatives.
+        assert!(korean("Hawaiian Holdings Inc.").is_empty());
+        assert_eq!(korean("the White House said"), ["백악관"]);
     }
 }
