@@ -1977,13 +1977,28 @@ impl<'g> Gate<'g> {
             }
         }
         if verdict.is_ok() && !self.has_room(sentence) {
+            // Its main clause, if that fits and passes: a long last sentence otherwise takes
+            // all it says with it.
+            let clause = clause_cuts(sentence, self.lang).into_iter().find(|c| {
+                self.has_room(c)
+                    && self
+                        .grounding
+                        .check(c, self.lang, self.same_language, &self.accepted)
+                        .is_ok()
+            });
+            let limit = self.limits.max_chars;
             self.rejected.push(Rejected {
                 sentence: sentence.to_string(),
-                reason: format!(
-                    "the summary would pass {} characters",
-                    self.limits.max_chars
-                ),
+                reason: match clause {
+                    Some(_) => format!(
+                        "the summary would pass {limit} characters; its main clause stands in its place"
+                    ),
+                    None => format!("the summary would pass {limit} characters"),
+                },
             });
+            if let Some(clause) = clause {
+                self.admit(&clause, on_sentence);
+            }
             return ControlFlow::Break(());
         }
         match verdict {
@@ -2092,6 +2107,48 @@ impl<'g> Gate<'g> {
             rejected: self.rejected,
         }
     }
+}
+
+/// The words that open a clause an English sentence can end before (`..., which ...`,
+/// `..., including ...`). Not `according`: a claim without its source would be the summary's own.
+const CLAUSE_OPENERS: [&str; 11] = [
+    "and",
+    "but",
+    "while",
+    "whereas",
+    "which",
+    "with",
+    "including",
+    "as",
+    "after",
+    "before",
+    "amid",
+];
+
+/// `sentence` ended before each of its trailing clauses (`X rose, while Y fell.` gives `X rose.`),
+/// longest first, each of forty characters or more: what a summary at its length limit can still
+/// say of its last sentence. A clause inside the subject (`The bill, which passed 71-27, would
+/// ...`) is no trailing one: every comma after the cut must open another clause. English only: a
+/// Korean clause ends in a connective (`늘었고`) that would have to be rewritten.
+fn clause_cuts(sentence: &str, lang: Lang) -> Vec<String> {
+    if lang != Lang::En {
+        return Vec::new();
+    }
+    let opens_clause = |at: usize| {
+        let next = sentence[at + 2..].split(' ').next().unwrap_or_default();
+        CLAUSE_OPENERS.contains(&next)
+    };
+    let commas: Vec<usize> = sentence.match_indices(", ").map(|(at, _)| at).collect();
+    let mut cuts: Vec<String> = commas
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| commas[i..].iter().all(|&at| opens_clause(at)))
+        .map(|(_, &at)| (at, ""))
+        .map(|(at, _)| format!("{}.", sentence[..at].trim_end()))
+        .filter(|cut| cut.chars().count() >= 40)
+        .collect();
+    cuts.reverse();
+    cuts
 }
 
 /// A sentence without the list marker a model likes to put before it (`- `, `1. `, `• `).
@@ -2504,6 +2561,55 @@ mod tests {
             run("삼성전자는 2026년 평택에 반도체 공장을 새로 짓는다."),
             [lead]
         );
+    }
+
+    #[test]
+    fn a_long_last_sentence_gives_its_main_clause() {
+        let cuts = clause_cuts(
+            "Deutsche Bahn offered a 37-hour week from 2026, with wage increases of up to 13%, while the union wants 35 hours.",
+            Lang::En,
+        );
+        assert_eq!(
+            cuts,
+            [
+                "Deutsche Bahn offered a 37-hour week from 2026, with wage increases of up to 13%.",
+                "Deutsche Bahn offered a 37-hour week from 2026.",
+            ]
+        );
+        // Not before its source, nor inside the subject, nor to a stub, nor in Korean.
+        assert!(clause_cuts(
+            "The rate is the lowest in a year, according to the bank.",
+            Lang::En
+        )
+        .is_empty());
+        assert!(clause_cuts(
+            "The infrastructure package approved by the Senate, which passed 71-27, would direct money to states.",
+            Lang::En
+        )
+        .is_empty());
+        assert!(clause_cuts("Prices rose, and fell.", Lang::En).is_empty());
+        assert!(clause_cuts("매출은 늘었고, 이익은 줄었다.", Lang::Ko).is_empty());
+
+        let article =
+            "Sales rose 5% in the first quarter of the year at the company. Costs also rose.";
+        let grounding = Grounding::new(article);
+        let mut gate = Gate::for_translation(Lang::En, &grounding);
+        gate.limits.max_chars = 90;
+        let first = "Sales rose 5% in the first quarter of the year at the company.";
+        let long =
+            "Costs rose in the first quarter of the year, while sales rose 5% at the company.";
+        let _ = gate.push_whole(&format!("{first} {long}"), &mut |_| {});
+        let summary = gate.finish_translation();
+        assert_eq!(summary.sentences, [first]);
+        let mut gate = Gate::for_translation(Lang::En, &grounding);
+        gate.limits.max_chars = 120;
+        let _ = gate.push_whole(&format!("{first} {long}"), &mut |_| {});
+        let summary = gate.finish_translation();
+        assert_eq!(
+            summary.sentences,
+            [first, "Costs rose in the first quarter of the year."]
+        );
+        assert!(summary.rejected[0].reason.contains("main clause"));
     }
 
     #[test]
