@@ -2143,8 +2143,7 @@ fn clause_cuts(sentence: &str, lang: Lang) -> Vec<String> {
         .iter()
         .enumerate()
         .filter(|&(i, _)| commas[i..].iter().all(|&at| opens_clause(at)))
-        .map(|(_, &at)| (at, ""))
-        .map(|(at, _)| format!("{}.", sentence[..at].trim_end()))
+        .map(|(_, &at)| format!("{}.", sentence[..at].trim_end()))
         .filter(|cut| cut.chars().count() >= 40)
         .collect();
     cuts.reverse();
