@@ -673,10 +673,11 @@ impl Summarizer {
         // The model knows how famous names are written in English, not how Korean writes them: every
         // Korean spelling must sound like its English name (Thailand = 태국 does not, and the
         // translation copies `Thailand`; 해바라드 for Hawaiian does not either).
-        let mut glossary: Vec<GlossaryEntry> = parse_korean_names(&lists, &first.text)
-            .into_iter()
-            .filter(korean_spelling_holds)
-            .collect();
+        // The refused spellings are kept aside: the model may write them all the same.
+        let (mut glossary, guesses): (Vec<GlossaryEntry>, Vec<GlossaryEntry>) =
+            parse_korean_names(&lists, &first.text)
+                .into_iter()
+                .partition(korean_spelling_holds);
         // Places and bodies whose Korean name is not their sound (Germany = 독일, Fed = 연준): the
         // table's, in place of the model's.
         for (name, e) in exonyms::in_english(&first.text) {
@@ -767,7 +768,7 @@ impl Summarizer {
         // Names the model garbled go back to the article's spelling where the gate would still
         // admit the sentence (the summary stays Korean enough and within its length).
         for (sentence, answer) in &mut answers {
-            answer.restore_names(sentence, &glossary, |text| gate.would_admit(text));
+            answer.restore_names(sentence, &glossary, &guesses, |text| gate.would_admit(text));
             let _ = gate.push_whole(&answer.text, &mut |_| {});
         }
         Ok((gate.finish_translation(), glossary))
@@ -1150,9 +1151,10 @@ impl Answer {
         &mut self,
         sentence: &str,
         glossary: &[GlossaryEntry],
+        guesses: &[GlossaryEntry],
         fits: impl Fn(&str) -> bool,
     ) {
-        let restored = restore_names(&self.text, sentence, glossary, fits);
+        let restored = restore_names(&self.text, sentence, glossary, guesses, fits);
         self.rewrite(restored, "names put back");
     }
 
@@ -1177,13 +1179,16 @@ impl Answer {
 /// it, writes its listed Korean spelling (`glossary`) or a spelling that sounds like it
 /// ([`romanize::sounds_alike`]); otherwise the Hangul words nearest to its sound
 /// ([`romanize::garbled_distance`], a particle after them kept) give way to it, as long as the
-/// result `fits` (the summary stays Korean enough: [`ground::script_holds`]). A name translated by
+/// result `fits` (the summary stays Korean enough: [`ground::script_holds`]). Before that search, a
+/// Korean spelling the model gave the name in its name list and that was refused as not its sound
+/// (`guesses`: `Varga = 벌라`) is looked for as written ([`guessed_span`]). A name translated by
 /// its meaning (교육부 for the Education Department) sounds like nothing there and stays; so does one
 /// garbled past recognition (맨체스트 유니버시티 for Manchester United).
 fn restore_names(
     korean: &str,
     sentence: &str,
     glossary: &[GlossaryEntry],
+    guesses: &[GlossaryEntry],
     fits: impl Fn(&str) -> bool,
 ) -> String {
     let mut out = korean.to_string();
@@ -1196,6 +1201,22 @@ fn restore_names(
             .iter()
             .any(|e| e.target == name && out.contains(&e.source));
         if copied || listed {
+            continue;
+        }
+        // The model's own spelling of the name, refused as not its sound, written all the same:
+        // it gives way to the name (or its last word to the name's last word: `벌라` for Varga).
+        let guessed = guesses
+            .iter()
+            .filter(|e| e.target == name)
+            .flat_map(|e| guessed_spans(&out, &e.source, &e.target))
+            .map(|(start, end, written)| {
+                let mut restored = out.clone();
+                restored.replace_range(start..end, written);
+                restored
+            })
+            .find(|restored| fits(restored));
+        if let Some(restored) = guessed {
+            out = restored;
             continue;
         }
         let Some((start, end)) = garbled_span(&out, &name, run.len() + 1) else {
@@ -1218,6 +1239,40 @@ fn restore_names(
         }
     }
     out
+}
+
+/// Where `korean` writes `guess`, a Hangul spelling of the English `name`, opening a word and ended
+/// by the word's end or a particle: the byte range and what is to stand there (`name`). Then, for
+/// a name of several words, its last word of two syllables or more, which stands for the name's
+/// last word (a surname, whose given name the model spelled otherwise, `엘리나 벌라가` for Elena
+/// Varga, listed `이엘라 벌라`; or the whole name would leave too little Korean).
+fn guessed_spans<'n>(korean: &str, guess: &str, name: &'n str) -> Vec<(usize, usize, &'n str)> {
+    let find = |needle: &str| {
+        korean.match_indices(needle).map(|(at, _)| at).find(|&at| {
+            let opens = !korean[..at]
+                .chars()
+                .next_back()
+                .is_some_and(ground::is_hangul);
+            let rest: String = korean[at + needle.len()..]
+                .chars()
+                .take_while(|&c| ground::is_hangul(c))
+                .collect();
+            opens && (rest.is_empty() || PARTICLES.contains(&rest.as_str()))
+        })
+    };
+    let mut spans: Vec<(usize, usize, &'n str)> = find(guess)
+        .map(|at| (at, at + guess.len(), name))
+        .into_iter()
+        .collect();
+    if let (Some(last), Some(written)) = (
+        guess.split_whitespace().next_back(),
+        name.split_whitespace().next_back(),
+    ) {
+        if guess.contains(' ') && last.chars().count() >= 2 && last.chars().all(ground::is_hangul) {
+            spans.extend(find(last).map(|at| (at, at + last.len(), written)));
+        }
+    }
+    spans
 }
 
 /// The particles that may follow a name in Korean, longest first.
@@ -2415,6 +2470,7 @@ mod tests {
                 "네이비코퍼는 2분기 매출이 월가의 예상을 웃돌 것으로 내다봤으며 인공지능 수요에 기대를 걸었다.",
                 nvidia,
                 &[],
+                &[],
                 alone
             ),
             "Nvidia는 2분기 매출이 월가의 예상을 웃돌 것으로 내다봤으며 인공지능 수요에 기대를 걸었다."
@@ -2430,36 +2486,74 @@ mod tests {
             "엔비디어 코프는 수익이 늘 것으로 예상했다.",
             "Nvidia는 수익이 늘 것으로 예상했다.",
         ] {
-            assert_eq!(restore_names(korean, nvidia, &listed, alone), korean);
+            assert_eq!(restore_names(korean, nvidia, &listed, &[], alone), korean);
         }
         let senate = "The Senate passed the bill.";
         assert_eq!(
-            restore_names("상원은 법안을 통과시켰다.", senate, &[], alone),
+            restore_names("상원은 법안을 통과시켰다.", senate, &[], &[], alone),
             "상원은 법안을 통과시켰다."
         );
         // Not where the sentence would be more Latin than Korean allows.
         let short = "프리드리드 마크는 금리를 발표했다.";
         let freddie = "Freddie Mac announced the rate.";
-        assert_eq!(restore_names(short, freddie, &[], alone), short);
+        assert_eq!(restore_names(short, freddie, &[], &[], alone), short);
         // A word of the sentence that is one edit from a short name is no spelling of it.
         let quote = "\"I had to find something extra at the end,\" Varga said on court.";
         let korean = "\"마지막에 뭔가 더 필요했어요\"라고 벌라스가 코트에서 말했다.";
-        assert_eq!(restore_names(korean, quote, &[], alone), korean);
+        assert_eq!(restore_names(korean, quote, &[], &[], alone), korean);
         // Alone, this sentence has no room for `Aston Villa`; after a sentence of Hangul alone, the
         // summary has. A spelling that sounds like its name (마베모, Mbeumo) stays.
         let villa =
             "Bryan Mbeumo scored twice for Manchester United to win 2-1 against Aston Villa.";
         let garbled = "브라운 마베모는 아스턴 벨라울드를 상대로 두 골을 넣어 맨체스트 유니버시티의 2-1 승리를 이끌었다.";
-        assert_eq!(restore_names(garbled, villa, &[], alone), garbled);
+        assert_eq!(restore_names(garbled, villa, &[], &[], alone), garbled);
         let earlier = [
             "비가 내린 일요일 오후 경기장에서 열린 프리미어리그 경기에서 홈 팀이 역전승을 거뒀다."
                 .to_string(),
         ];
         let after = |text: &str| ground::script_holds(text, &earlier, Lang::Ko).is_ok();
-        let restored = restore_names(garbled, villa, &[], after);
+        let restored = restore_names(garbled, villa, &[], &[], after);
         assert!(restored.contains("Aston Villa를"), "{restored}");
         assert!(restored.contains("브라운 마베모는"), "{restored}");
         assert!(after(&restored), "{restored}");
+        // The model's own refused spelling, written anyway: the whole, or its last word for the
+        // name's last word; not inside another word.
+        let guess = |korean: &str, english: &str| GlossaryEntry {
+            source: korean.into(),
+            target: english.into(),
+        };
+        let varga = "Elena Varga won the final against Maya Brooks.";
+        let guesses = [guess("이엘라 벌라", "Elena Varga")];
+        assert_eq!(
+            restore_names(
+                "엘리나 벌라가 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다.",
+                varga,
+                &[],
+                &guesses,
+                alone
+            ),
+            "엘리나 Varga가 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다."
+        );
+        // The whole name where the summary has room for it; else its last word.
+        let whole = "이엘라 벌라는 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다.";
+        assert_eq!(
+            restore_names(whole, varga, &[], &guesses, after),
+            "Elena Varga는 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다."
+        );
+        assert_eq!(
+            restore_names(whole, varga, &[], &guesses, alone),
+            "이엘라 Varga는 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다."
+        );
+        assert_eq!(
+            restore_names(
+                "엘리나 벌라운드가 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다.",
+                varga,
+                &[],
+                &guesses,
+                alone
+            ),
+            "엘리나 벌라운드가 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다."
+        );
     }
 
     #[test]
