@@ -577,19 +577,17 @@ impl Summarizer {
                 model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
             )
         };
-        let firsts = self.translate_sentences(
-            model,
-            prompt,
-            &listed,
-            &first.sentences,
-            grounding,
-            &classes,
-            run,
-        )?;
         let answers = self
-            .reask_far(model, encoder, firsts, run, |sentence, bans, run, model| {
-                ask(sentence, bans, run, model)
-            })?
+            .translate_sentences(
+                model,
+                encoder,
+                prompt,
+                &listed,
+                &first.sentences,
+                grounding,
+                &classes,
+                run,
+            )?
             .into_iter()
             .filter_map(|(sentence, answer)| answer.map(|a| (sentence, a)))
             .collect();
@@ -703,6 +701,7 @@ impl Summarizer {
         let hangul_only = grounding.without_latin_runs();
         let firsts = self.translate_sentences(
             model,
+            encoder,
             prompt,
             &listed,
             &first.sentences,
@@ -710,12 +709,6 @@ impl Summarizer {
             &classes,
             run,
         )?;
-        let firsts =
-            self.reask_far(model, encoder, firsts, run, |sentence, bans, run, model| {
-                self.translate_sentence(
-                    model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
-                )
-            })?;
         let mut answers = Vec::new();
         // The answers taken so far: the summary as a whole must stay Korean enough.
         let mut earlier: Vec<String> = Vec::new();
@@ -961,11 +954,13 @@ impl Summarizer {
     }
 
     /// The first answers for every sentence of `sentences`, decoded together, then each made into
-    /// an answer by [`Self::translate_sentence`] (which asks again, alone, for one that looped).
+    /// an answer by [`Self::translate_sentence`] (which asks again, alone, for one that looped), and
+    /// those far in meaning from their sentence asked for once more ([`Self::reask_far`]).
     #[allow(clippy::too_many_arguments)]
     fn translate_sentences<'s>(
         &self,
         model: &mut TextModel,
+        encoder: &Encoder,
         prompt: &Prompt,
         listed: &str,
         sentences: &'s [String],
@@ -978,7 +973,7 @@ impl Summarizer {
             .map(|s| vec![("glossary", listed), ("text", s.as_str())])
             .collect();
         let firsts = self.step_batch(model, prompt, &values, grounding, classes, run)?;
-        sentences
+        let answers = sentences
             .iter()
             .zip(firsts)
             .map(|(sentence, first)| {
@@ -995,7 +990,18 @@ impl Summarizer {
                 )?;
                 Ok((sentence.as_str(), answer))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.reask_far(
+            model,
+            encoder,
+            answers,
+            run,
+            |sentence, bans, run, model| {
+                self.translate_sentence(
+                    model, prompt, listed, sentence, grounding, classes, bans, run, None,
+                )
+            },
+        )
     }
 
     /// Each answer whose meaning is far from its sentence ([`SAME_MEANING`]) asked for once more
