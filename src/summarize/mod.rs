@@ -672,10 +672,22 @@ impl Summarizer {
         // Korean spelling must sound like its English name (Thailand = 태국 does not, and the
         // translation copies `Thailand`; 해바라드 for Hawaiian does not either).
         // The refused spellings are kept aside: the model may write them all the same.
-        let (mut glossary, guesses): (Vec<GlossaryEntry>, Vec<GlossaryEntry>) =
+        let (mut glossary, refused): (Vec<GlossaryEntry>, Vec<GlossaryEntry>) =
             parse_korean_names(&lists, &first.text)
                 .into_iter()
                 .partition(korean_spelling_holds);
+        let guesses: Vec<Guess> = refused
+            .into_iter()
+            .map(|e| Guess {
+                by_last_word: e
+                    .target
+                    .split_whitespace()
+                    .next_back()
+                    .is_some_and(|last| rare_words(model, &e.target).contains(&last)),
+                korean: e.source,
+                name: e.target,
+            })
+            .collect();
         // Places and bodies whose Korean name is not their sound (Germany = 독일, Fed = 연준): the
         // table's, in place of the model's.
         for (name, e) in exonyms::in_english(&first.text) {
@@ -1157,7 +1169,7 @@ impl Answer {
         &mut self,
         sentence: &str,
         glossary: &[GlossaryEntry],
-        guesses: &[GlossaryEntry],
+        guesses: &[Guess],
         fits: impl Fn(&str) -> bool,
     ) {
         let restored = restore_names(&self.text, sentence, glossary, guesses, fits);
@@ -1178,6 +1190,17 @@ impl Answer {
     }
 }
 
+/// A Korean spelling the model gave a name in its name list and that was refused as not its sound
+/// (`Elena Varga = 이엘라 벌라`), kept aside in case a translation writes it all the same.
+#[derive(Debug, Clone)]
+struct Guess {
+    korean: String,
+    name: String,
+    /// Whether its last word may stand for the name's last word alone: only a rare one (not held
+    /// whole by the vocabulary, as a surname is); `오픈` for the `Open` of a tournament is Korean.
+    by_last_word: bool,
+}
+
 /// `korean`, a translation of the English `sentence`, with each name of the sentence that the model
 /// wrote as a garbled Hangul spelling put back as the article writes it: the small model makes up
 /// Korean spellings of names it does not know (네이비코퍼 for Nvidia Corp, 아스턴 벨라울드 for Aston
@@ -1194,7 +1217,7 @@ fn restore_names(
     korean: &str,
     sentence: &str,
     glossary: &[GlossaryEntry],
-    guesses: &[GlossaryEntry],
+    guesses: &[Guess],
     fits: impl Fn(&str) -> bool,
 ) -> String {
     let mut out = korean.to_string();
@@ -1213,8 +1236,8 @@ fn restore_names(
         // it gives way to the name (or its last word to the name's last word: `벌라` for Varga).
         let guessed = guesses
             .iter()
-            .filter(|e| e.target == name)
-            .flat_map(|e| guessed_spans(&out, &e.source, &e.target))
+            .filter(|g| g.name == name)
+            .flat_map(|g| guessed_spans(&out, g))
             .map(|(start, end, written)| {
                 let mut restored = out.clone();
                 restored.replace_range(start..end, written);
@@ -1249,10 +1272,12 @@ fn restore_names(
 
 /// Where `korean` writes `guess`, a Hangul spelling of the English `name`, opening a word and ended
 /// by the word's end or a particle: the byte range and what is to stand there (`name`). Then, for
-/// a name of several words, its last word of two syllables or more, which stands for the name's
+/// a name of several words whose last word is rare ([`Guess::by_last_word`]), the guess's last
+/// word of two syllables or more, which stands for the name's
 /// last word (a surname, whose given name the model spelled otherwise, `엘리나 벌라가` for Elena
 /// Varga, listed `이엘라 벌라`; or the whole name would leave too little Korean).
-fn guessed_spans<'n>(korean: &str, guess: &str, name: &'n str) -> Vec<(usize, usize, &'n str)> {
+fn guessed_spans<'g>(korean: &str, guess: &'g Guess) -> Vec<(usize, usize, &'g str)> {
+    let (name, guess_text) = (guess.name.as_str(), guess.korean.as_str());
     let find = |needle: &str| {
         korean.match_indices(needle).map(|(at, _)| at).find(|&at| {
             let opens = !korean[..at]
@@ -1266,15 +1291,19 @@ fn guessed_spans<'n>(korean: &str, guess: &str, name: &'n str) -> Vec<(usize, us
             opens && (rest.is_empty() || PARTICLES.contains(&rest.as_str()))
         })
     };
-    let mut spans: Vec<(usize, usize, &'n str)> = find(guess)
-        .map(|at| (at, at + guess.len(), name))
+    let mut spans: Vec<(usize, usize, &'g str)> = find(guess_text)
+        .map(|at| (at, at + guess_text.len(), name))
         .into_iter()
         .collect();
     if let (Some(last), Some(written)) = (
-        guess.split_whitespace().next_back(),
+        guess_text.split_whitespace().next_back(),
         name.split_whitespace().next_back(),
     ) {
-        if guess.contains(' ') && last.chars().count() >= 2 && last.chars().all(ground::is_hangul) {
+        if guess.by_last_word
+            && guess_text.contains(' ')
+            && last.chars().count() >= 2
+            && last.chars().all(ground::is_hangul)
+        {
             spans.extend(find(last).map(|at| (at, at + last.len(), written)));
         }
     }
@@ -2524,12 +2553,13 @@ mod tests {
         assert!(after(&restored), "{restored}");
         // The model's own refused spelling, written anyway: the whole, or its last word for the
         // name's last word; not inside another word.
-        let guess = |korean: &str, english: &str| GlossaryEntry {
-            source: korean.into(),
-            target: english.into(),
+        let guess = |korean: &str, name: &str, by_last_word: bool| Guess {
+            korean: korean.into(),
+            name: name.into(),
+            by_last_word,
         };
         let varga = "Elena Varga won the final against Maya Brooks.";
-        let guesses = [guess("이엘라 벌라", "Elena Varga")];
+        let guesses = [guess("이엘라 벌라", "Elena Varga", true)];
         assert_eq!(
             restore_names(
                 "엘리나 벌라가 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다.",
@@ -2560,6 +2590,12 @@ mod tests {
             ),
             "엘리나 벌라운드가 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다."
         );
+        // A common last word is not the name's: 오픈 stays for Open.
+        let open = "Varga won the Pacific Coast Open final.";
+        let guesses = [guess("패시안 코스트 오픈", "Pacific Coast Open", false)];
+        let korean =
+            "Varga는 패시픽 코스트 오픈 결승에서 상대를 꺾고 네 번째 메이저 대회 우승을 차지했다.";
+        assert_eq!(restore_names(korean, open, &[], &guesses, alone), korean);
     }
 
     #[test]
