@@ -113,9 +113,12 @@ impl Violation {
                 .into_iter()
                 .map(|n| n.end - n.raw.len())
                 .find(|&start| sentence[start..].starts_with(d.as_str())),
-            // Banning the first digit would ban the right amount too (300억 is 30 billion): an
-            // amount is mended by [`Grounding::mend_amounts`] or refused, not asked for again.
-            Violation::Amount(_) => None,
+            // Where the amount starts. An amount whose digits the article writes at another scale
+            // (`300 billion` for 300억, 30 billion) is mended by [`Grounding::mend_amounts`] before
+            // it is checked, so one still refused has no value to keep there: an invented
+            // `1100만 달러` from the article's `1100 GMT`, or digits the article writes at two
+            // scales. Banned at its first digit, the model says something else.
+            Violation::Amount(a) => sentence.find(a.as_str()),
             Violation::Currency(c) => currencies_in(sentence, &numbers_in(sentence))
                 .into_iter()
                 .find(|(at, _)| sentence[*at..].starts_with(c.as_str()))
@@ -415,6 +418,9 @@ impl Grounding {
         for (i, m) in MONTHS.iter().enumerate() {
             if g.latin.contains(*m) || writes_month(article, i + 1) {
                 g.months.insert(i + 1);
+                // Its number may be copied, for `11월` (the check holds it to that): kept from
+                // writing `11`, the model put the article's `1100 GMT` there as `1100만 달러`.
+                g.digit_runs.add_all(&(i + 1).to_string(), Class::Digits);
             }
         }
         for (i, (en, ko)) in WEEKDAYS_EN.iter().zip(WEEKDAYS_KO).enumerate() {
@@ -1595,6 +1601,21 @@ mod tests {
     }
 
     #[test]
+    fn a_named_month_s_number_is_copyable_for_the_month_only() {
+        let g = Grounding::new("Oil prices fell after OPEC+ agreed in November, by 1100 GMT.");
+        assert!(g.is_whole(Class::Digits, "11") && g.is_whole(Class::Digits, "1100"));
+        assert!(!g.is_prefix(Class::Digits, "12"));
+        assert_eq!(
+            g.check("유가는 11월에 내렸다.", Lang::Ko, false, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            g.check("유가는 11명이 내렸다.", Lang::Ko, false, &[]),
+            Err(Violation::Number("11".into()))
+        );
+    }
+
+    #[test]
     fn a_percentage_must_be_one_the_article_writes() {
         let g = Grounding::new(
             "수출은 14개월 연속 늘어 21.2% 증가했고, 판매는 34.0% 늘었다. Rates rose 3 percent.",
@@ -1687,7 +1708,7 @@ mod tests {
         );
         assert_eq!(
             Violation::Amount("300 billion".into()).at("x 300 billion"),
-            None
+            Some(2)
         );
         assert_eq!(
             g.mend_amounts(

@@ -722,7 +722,7 @@ impl Summarizer {
             run,
         )?;
         let mut answers = Vec::new();
-        // The answers taken so far: the summary as a whole must stay Korean enough.
+        // The answers that pass so far: the summary as a whole must stay Korean enough.
         let mut earlier: Vec<String> = Vec::new();
         // Nothing widens what an English article licenses: `mend` gets one copy it leaves as it is.
         let mut fixed = grounding.clone();
@@ -762,8 +762,12 @@ impl Summarizer {
                     |_, _, _, _| Ok(()),
                 )?;
             }
+            // Counted only if it passes as the gate will judge it (the oil article's first
+            // sentence, refused for an amount, had made room for a second at 72% Hangul).
             if let Some(answer) = &answer {
-                earlier.push(answer.text.clone());
+                if fixed.check(&answer.text, Lang::Ko, false, &earlier).is_ok() {
+                    earlier.push(answer.text.clone());
+                }
             }
             answers.extend(answer.map(|a| (sentence, a)));
         }
