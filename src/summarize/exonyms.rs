@@ -1,5 +1,6 @@
-//! Names of countries, regions, cities and international bodies that Korean and English write
-//! differently, for the translations.
+//! Names of countries, regions, cities, bodies, well-known companies and people that Korean and
+//! English write differently, for the translations (and, in a Korean translation of an English
+//! article, the names it may not make up: [`super::ground::Grounding::check`]).
 //!
 //! A translation's names are licensed when they sound like a name of the other side ([`super::romanize`]),
 //! and that is no help where the names do not sound alike (독일 = Germany, 연준 = Fed) or are too short
@@ -119,7 +120,7 @@ pub fn body_not_in(korean: &str, english: &str) -> Option<&'static str> {
 }
 
 /// Whether `text` has `name` with no letter or digit right before or after it.
-fn writes(text: &str, name: &str) -> bool {
+pub fn writes(text: &str, name: &str) -> bool {
     let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
     text.match_indices(name).any(|(at, _)| {
         !inner(text[..at].chars().next_back()) && !inner(text[at + name.len()..].chars().next())

@@ -565,6 +565,24 @@ impl Grounding {
         if let Err(share_percent) = script_holds(bare, earlier, lang) {
             return Err(Violation::Script { share_percent });
         }
+        // A Korean translation of an English article names a place, company or person of the table
+        // only if the article names it, or a row its Korean opens with (삼성전자 for an article's
+        // Samsung): the storm article's `Tropical Storm Debby` came out as `트럼프 ...` (Trump). Not
+        // a body: Korean names another country's agency by its own (`미국 기상청`).
+        if lang == Lang::Ko && !same_language {
+            use super::exonyms::{in_korean, table, writes};
+            let named = |korean: &str| {
+                table().iter().any(|e| {
+                    korean.starts_with(e.korean) && e.english.iter().any(|n| writes(&self.text, n))
+                })
+            };
+            if let Some(e) = in_korean(bare)
+                .into_iter()
+                .find(|e| !e.body && !named(e.korean))
+            {
+                return Err(Violation::Name(e.korean.to_string()));
+            }
+        }
         // An English summary spells Korean names in Latin letters.
         if let Some(c) = bare.chars().find(|&c| lang == Lang::En && is_hangul(c)) {
             return Err(Violation::Untranslated(c));
@@ -1597,6 +1615,48 @@ mod tests {
         assert_eq!(
             g.check("The firm will invest $200 billion.", Lang::En, false, &[]),
             Err(Violation::Number("200".into()))
+        );
+    }
+
+    #[test]
+    fn a_korean_translation_names_only_the_table_names_the_article_has() {
+        let g = Grounding::new(
+            "Tropical Storm Debby hit Florida, Samsung and the U.S. weather service said.",
+        );
+        assert_eq!(
+            g.check(
+                "텍사스에 폭우가 내렸다고 미국 당국이 밝혔다.",
+                Lang::Ko,
+                false,
+                &[]
+            ),
+            Err(Violation::Name("텍사스".into()))
+        );
+        // A body is Korean's own name for another country's agency; 삼성전자 opens with 삼성.
+        assert_eq!(
+            g.check(
+                "플로리다에 폭우가 내렸다고 미국 기상청과 삼성전자가 밝혔다.",
+                Lang::Ko,
+                false,
+                &[]
+            ),
+            Ok(())
+        );
+        let v = g
+            .check(
+                "트럼프는 플로리다에 폭우가 내렸다고 밝혔다.",
+                Lang::Ko,
+                false,
+                &[],
+            )
+            .unwrap_err();
+        assert_eq!(v, Violation::Name("트럼프".into()));
+        assert_eq!(v.at("트럼프는 플로리다에"), Some(0));
+        // The Korean summary of a Korean article is grounded word by word instead.
+        let k = Grounding::new("트럼프 대통령은 플로리다를 찾았다.");
+        assert_eq!(
+            k.check("트럼프 대통령은 플로리다를 찾았다.", Lang::Ko, true, &[]),
+            Ok(())
         );
     }
 
