@@ -119,8 +119,24 @@ pub fn body_not_in(korean: &str, english: &str) -> Option<&'static str> {
         })
 }
 
+/// The first place, company or person of the table that the Korean translation `korean` names and
+/// the English `article` does not, nor a row its Korean opens with (삼성전자 for an article's
+/// Samsung). Bodies are not held to it: Korean names another country's agency by its own (`미국
+/// 기상청`).
+pub fn unnamed_in(korean: &str, article: &str) -> Option<&'static str> {
+    let named = |name: &str| {
+        table()
+            .iter()
+            .any(|e| name.starts_with(e.korean) && e.english.iter().any(|n| writes(article, n)))
+    };
+    in_korean(korean)
+        .into_iter()
+        .find(|e| !e.body && !named(e.korean))
+        .map(|e| e.korean)
+}
+
 /// Whether `text` has `name` with no letter or digit right before or after it.
-pub fn writes(text: &str, name: &str) -> bool {
+fn writes(text: &str, name: &str) -> bool {
     let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
     text.match_indices(name).any(|(at, _)| {
         !inner(text[..at].chars().next_back()) && !inner(text[at + name.len()..].chars().next())

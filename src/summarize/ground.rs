@@ -570,17 +570,8 @@ impl Grounding {
         // Samsung): the storm article's `Tropical Storm Debby` came out as `트럼프 ...` (Trump). Not
         // a body: Korean names another country's agency by its own (`미국 기상청`).
         if lang == Lang::Ko && !same_language {
-            use super::exonyms::{in_korean, table, writes};
-            let named = |korean: &str| {
-                table().iter().any(|e| {
-                    korean.starts_with(e.korean) && e.english.iter().any(|n| writes(&self.text, n))
-                })
-            };
-            if let Some(e) = in_korean(bare)
-                .into_iter()
-                .find(|e| !e.body && !named(e.korean))
-            {
-                return Err(Violation::Name(e.korean.to_string()));
+            if let Some(name) = super::exonyms::unnamed_in(bare, &self.text) {
+                return Err(Violation::Name(name.to_string()));
             }
         }
         // An English summary spells Korean names in Latin letters.

@@ -1214,7 +1214,7 @@ struct Guess {
 /// ([`romanize::garbled_distance`], a particle after them kept) give way to it, as long as the
 /// result `fits` (the summary stays Korean enough: [`ground::script_holds`]). Before that search, a
 /// Korean spelling the model gave the name in its name list and that was refused as not its sound
-/// (`guesses`: `Varga = 벌라`) is looked for as written ([`guessed_span`]). A name translated by
+/// (`guesses`: `Varga = 벌라`) is looked for as written ([`guessed_spans`]). A name translated by
 /// its meaning (교육부 for the Education Department) sounds like nothing there and stays; so does one
 /// garbled past recognition (맨체스트 유니버시티 for Manchester United).
 fn restore_names(
@@ -1277,9 +1277,9 @@ fn restore_names(
 /// Where `korean` writes `guess`, a Hangul spelling of the English `name`, opening a word and ended
 /// by the word's end or a particle: the byte range and what is to stand there (`name`). Then, for
 /// a name of several words whose last word is rare ([`Guess::by_last_word`]), the guess's last
-/// word of two syllables or more, which stands for the name's
-/// last word (a surname, whose given name the model spelled otherwise, `엘리나 벌라가` for Elena
-/// Varga, listed `이엘라 벌라`; or the whole name would leave too little Korean).
+/// word of two syllables or more, which stands for the name's last word (a surname, whose given
+/// name the model spelled otherwise, `엘리나 벌라가` for Elena Varga, listed `이엘라 벌라`; or the
+/// whole name would leave too little Korean).
 fn guessed_spans<'g>(korean: &str, guess: &'g Guess) -> Vec<(usize, usize, &'g str)> {
     let (name, guess_text) = (guess.name.as_str(), guess.korean.as_str());
     let find = |needle: &str| {
