@@ -30,6 +30,7 @@
 //!    reported as unavailable, with the reasons: an unchecked sentence is never printed.
 
 pub mod constrain;
+pub mod cut;
 pub mod exonyms;
 pub mod ground;
 pub mod prompts;
@@ -838,8 +839,9 @@ impl Summarizer {
     /// Asks again, up to [`RETRIES`] times, for a translation the checks refuse at a word, a number
     /// or a letter, with each refused spot banned ([`Ban`]); an answer that then passes the checks
     /// of `licensed` (and, in English, names only the bodies its Korean `sentence` names) and keeps
-    /// the meaning of `sentence` replaces `answer`. Otherwise `answer` stays,
-    /// for the gate to refuse. An amount whose scale the model got wrong (`300 billion` for 300억) is
+    /// the meaning of `sentence` replaces `answer`. Failing that, the first answer that passes with
+    /// its refused phrases cut out ([`without_refused`]) and keeps the meaning; otherwise `answer`
+    /// stays, for the gate to refuse. An amount whose scale the model got wrong (`300 billion` for 300억) is
     /// written as the article's first ([`Answer::mend_amounts`]), and the answer checked so. Each
     /// answer asked for again goes to `widen` first, which may license more of it in `licensed`.
     #[allow(clippy::too_many_arguments)]
@@ -857,6 +859,7 @@ impl Summarizer {
     ) -> Result<()> {
         let mut bans = Vec::new();
         let mut current = answer.clone();
+        let mut attempts = Vec::new();
         for attempt in 0..=RETRIES {
             if attempt > 0 {
                 widen(model, &current.text, licensed, run)?;
@@ -864,23 +867,23 @@ impl Summarizer {
             // Checked with its amounts mended; banned where the model's own text went wrong.
             let mut mended = current.clone();
             mended.mend_amounts(licensed, lang);
-            let refusal = match licensed
-                .check(&mended.text, lang, false, &[])
-                .and_then(|()| bodies_held(lang, sentence, &mended.text))
-            {
-                Ok(()) => {
-                    if attempt == 0 {
-                        *answer = mended;
-                    } else {
-                        let (kept, _) = same_meaning(encoder, vec![(sentence, mended)])?;
-                        if let Some((_, mended)) = kept.into_iter().next() {
-                            *answer = mended;
-                        }
-                    }
+            let refusal = match checked(licensed, lang, sentence, &mended.text) {
+                Ok(()) if attempt == 0 => {
+                    *answer = mended;
                     return Ok(());
+                }
+                Ok(()) => {
+                    let (kept, _) = same_meaning(encoder, vec![(sentence, mended)])?;
+                    if let Some((_, mended)) = kept.into_iter().next() {
+                        *answer = mended;
+                        return Ok(());
+                    }
+                    // Passed, but far in meaning: the refused answers may still be cut.
+                    break;
                 }
                 Err(v) => v,
             };
+            attempts.push(mended);
             let Some(at) = refusal.at(&current.text).filter(|_| attempt < RETRIES) else {
                 break;
             };
@@ -895,6 +898,18 @@ impl Summarizer {
                 eprintln!("sift: [debug] asked again ({refusal}): {:?}", again.text);
             }
             current = again;
+        }
+        // Refused every time: the first answer that passes with its refused phrases cut out, and
+        // keeps the meaning of `sentence`.
+        for attempt in attempts {
+            let Some(cut) = without_refused(licensed, lang, sentence, attempt) else {
+                continue;
+            };
+            let (kept, _) = same_meaning(encoder, vec![(sentence, cut)])?;
+            if let Some((_, cut)) = kept.into_iter().next() {
+                *answer = cut;
+                break;
+            }
         }
         Ok(())
     }
@@ -1385,6 +1400,43 @@ fn bodies_held(lang: Lang, sentence: &str, text: &str) -> Result<(), Violation> 
             .map_or(Ok(()), |name| Err(Violation::Name(name.to_string()))),
         Lang::Ko => Ok(()),
     }
+}
+
+/// Whether the translation `text` of `sentence` passes the checks of `licensed` and, in English,
+/// names only the bodies `sentence` names.
+fn checked(licensed: &Grounding, lang: Lang, sentence: &str, text: &str) -> Result<(), Violation> {
+    licensed
+        .check(text, lang, false, &[])
+        .and_then(|()| bodies_held(lang, sentence, text))
+}
+
+/// How many refused phrases [`without_refused`] cuts out of one answer at most.
+const MAX_CUTS: usize = 3;
+
+/// `answer`, refused by [`checked`], with each refused word's phrase cut out ([`cut::without`])
+/// until it passes: `None` if a refusal points at nothing, no whole unit holds it, or it takes
+/// more than [`MAX_CUTS`] cuts.
+fn without_refused(
+    licensed: &Grounding,
+    lang: Lang,
+    sentence: &str,
+    mut answer: Answer,
+) -> Option<Answer> {
+    for _ in 0..MAX_CUTS {
+        let Err(refusal) = checked(licensed, lang, sentence, &answer.text) else {
+            return Some(answer);
+        };
+        let at = refusal.at(&answer.text)?;
+        let name = matches!(
+            refusal,
+            Violation::Name(_) | Violation::Date(_) | Violation::Untranslated(_)
+        );
+        let cut = cut::without(&answer.text, at, lang, name)?;
+        answer.rewrite(cut, &format!("cut where refused ({refusal})"));
+    }
+    checked(licensed, lang, sentence, &answer.text)
+        .is_ok()
+        .then_some(answer)
 }
 
 /// A summary sentence and the answer translating it.
@@ -2073,7 +2125,7 @@ impl<'g> Gate<'g> {
         if verdict.is_ok() && !self.has_room(sentence) {
             // Its main clause, if that fits and passes: a long last sentence otherwise takes
             // all it says with it.
-            let clause = clause_cuts(sentence, self.lang).into_iter().find(|c| {
+            let clause = cut::clause_cuts(sentence, self.lang).into_iter().find(|c| {
                 self.has_room(c)
                     && self
                         .grounding
@@ -2201,47 +2253,6 @@ impl<'g> Gate<'g> {
             rejected: self.rejected,
         }
     }
-}
-
-/// The words that open a clause an English sentence can end before (`..., which ...`,
-/// `..., including ...`). Not `according`: a claim without its source would be the summary's own.
-const CLAUSE_OPENERS: [&str; 11] = [
-    "and",
-    "but",
-    "while",
-    "whereas",
-    "which",
-    "with",
-    "including",
-    "as",
-    "after",
-    "before",
-    "amid",
-];
-
-/// `sentence` ended before each of its trailing clauses (`X rose, while Y fell.` gives `X rose.`),
-/// longest first, each of forty characters or more: what a summary at its length limit can still
-/// say of its last sentence. A clause inside the subject (`The bill, which passed 71-27, would
-/// ...`) is no trailing one: every comma after the cut must open another clause. English only: a
-/// Korean clause ends in a connective (`늘었고`) that would have to be rewritten.
-fn clause_cuts(sentence: &str, lang: Lang) -> Vec<String> {
-    if lang != Lang::En {
-        return Vec::new();
-    }
-    let opens_clause = |at: usize| {
-        let next = sentence[at + 2..].split(' ').next().unwrap_or_default();
-        CLAUSE_OPENERS.contains(&next)
-    };
-    let commas: Vec<usize> = sentence.match_indices(", ").map(|(at, _)| at).collect();
-    let mut cuts: Vec<String> = commas
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| commas[i..].iter().all(|&at| opens_clause(at)))
-        .map(|(_, &at)| format!("{}.", sentence[..at].trim_end()))
-        .filter(|cut| cut.chars().count() >= 40)
-        .collect();
-    cuts.reverse();
-    cuts
 }
 
 /// A sentence without the list marker a model likes to put before it (`- `, `1. `, `• `).
@@ -2620,6 +2631,37 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_phrase_is_cut_out_of_an_answer_until_it_passes() {
+        let korean = "수도권 빌라 190여 채를 사들여 세입자들로부터 보증금 300억 원가량을 가로챈 일당에게 중형이 선고됐다.";
+        let licensed = Grounding::new(korean);
+        let answer = |text: &str| Answer {
+            text: text.to_string(),
+            raw: format!(" {text}"),
+            offset: 1,
+        };
+        // A place the article does not name, and a bank it does not name in its sentence.
+        let kept = without_refused(
+            &licensed,
+            Lang::En,
+            korean,
+            answer("The ring that bought 190 houses in Seoul took 30 billion won from tenants of the Bank of Korea."),
+        )
+        .expect("both refused phrases cut out");
+        assert_eq!(
+            kept.text,
+            "The ring that bought 190 houses took 30 billion won from tenants."
+        );
+        assert_eq!(kept.raw, format!(" {}", kept.text));
+        // A number held in its phrase stays refused, and so does a refused subject.
+        for refused in [
+            "The ring that bought 190 houses took 30 billion won from 4,000 tenants.",
+            "Seoul police said the ring bought 190 houses and took 30 billion won.",
+        ] {
+            assert!(without_refused(&licensed, Lang::En, korean, answer(refused)).is_none());
+        }
+    }
+
+    #[test]
     fn a_translation_leaves_out_a_refused_sentence_and_goes_on() {
         let g = Grounding::new("Qualcomm met Amazon in 2026. Meta met Amazon too.");
         let mut gate = Gate::for_translation(Lang::En, &g);
@@ -2703,32 +2745,7 @@ mod tests {
     }
 
     #[test]
-    fn a_long_last_sentence_gives_its_main_clause() {
-        let cuts = clause_cuts(
-            "Deutsche Bahn offered a 37-hour week from 2026, with wage increases of up to 13%, while the union wants 35 hours.",
-            Lang::En,
-        );
-        assert_eq!(
-            cuts,
-            [
-                "Deutsche Bahn offered a 37-hour week from 2026, with wage increases of up to 13%.",
-                "Deutsche Bahn offered a 37-hour week from 2026.",
-            ]
-        );
-        // Not before its source, nor inside the subject, nor to a stub, nor in Korean.
-        assert!(clause_cuts(
-            "The rate is the lowest in a year, according to the bank.",
-            Lang::En
-        )
-        .is_empty());
-        assert!(clause_cuts(
-            "The infrastructure package approved by the Senate, which passed 71-27, would direct money to states.",
-            Lang::En
-        )
-        .is_empty());
-        assert!(clause_cuts("Prices rose, and fell.", Lang::En).is_empty());
-        assert!(clause_cuts("매출은 늘었고, 이익은 줄었다.", Lang::Ko).is_empty());
-
+    fn the_gate_admits_a_long_last_sentence_s_main_clause() {
         let article =
             "Sales rose 5% in the first quarter of the year at the company. Costs also rose.";
         let grounding = Grounding::new(article);
