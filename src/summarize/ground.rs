@@ -949,27 +949,43 @@ enum Unit {
     Day,
     Week,
     Month,
+    Quarter,
     Year,
 }
 
 /// The unit of time that follows a number (`after` is the text after it), with the length of the
-/// text up to the unit's end; one space or hyphen may come between. `article`: every unit counts,
-/// Korean `일` (also a date, `8일`) and `년` (also a year, `2024년`) too. In a summary these two are
-/// not checked, or the dates of a translation would be refused; neither is an age (`30-year-old`).
+/// text up to the unit's end; one space or hyphen may come between, and a word that makes it a
+/// run (`3 consecutive quarters`, which the model wrote for 3주 연속, three weeks). `article`:
+/// every unit counts, Korean `일` (also a date, `8일`), `년` (also a year, `2024년`) and `분기`
+/// (also a quarter's name, `3분기`) too. In a summary these are not checked, or the dates of a
+/// translation would be refused; neither is an age (`30-year-old`).
 fn unit_after(after: &str, article: bool) -> Option<(Unit, usize)> {
     let gap = after
         .chars()
         .next()
         .filter(|c| *c == ' ' || *c == '-')
         .map_or(0, char::len_utf8);
-    let rest = &after[gap..];
+    let mut rest = &after[gap..];
+    let mut gap = gap;
+    for run in ["consecutive ", "straight ", "successive "] {
+        if rest.len() > run.len()
+            && rest.is_char_boundary(run.len())
+            && rest[..run.len()].eq_ignore_ascii_case(run)
+        {
+            gap += run.len();
+            rest = &rest[run.len()..];
+        }
+    }
     let lower = rest.to_ascii_lowercase();
-    const UNITS: [(&str, Unit, bool); 13] = [
+    const UNITS: [(&str, Unit, bool); 16] = [
         ("개월", Unit::Month, true),
         ("달", Unit::Month, true),
         ("주", Unit::Week, true),
         ("일", Unit::Day, false),
         ("년", Unit::Year, false),
+        ("분기", Unit::Quarter, false),
+        ("quarters", Unit::Quarter, true),
+        ("quarter", Unit::Quarter, true),
         ("days", Unit::Day, true),
         ("day", Unit::Day, true),
         ("weeks", Unit::Week, true),
@@ -1716,6 +1732,17 @@ mod tests {
             Ok(())
         );
         assert_eq!(en("It lasted 2 weeks; 8 visits in 5 days."), Ok(()));
+        // A run of weeks is no run of quarters.
+        assert_eq!(en("It fell for 2 consecutive weeks."), Ok(()));
+        assert_eq!(
+            en("It fell for 2 consecutive quarters."),
+            Err(Violation::Duration("2 consecutive quarters".into()))
+        );
+        assert_eq!(
+            Violation::Duration("2 consecutive quarters".into())
+                .at("In 2 rounds it fell for 2 consecutive quarters."),
+            Some(24)
+        );
         assert_eq!(
             en("A 14-year rise."),
             Err(Violation::Duration("14-year".into()))
