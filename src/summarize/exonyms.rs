@@ -29,25 +29,44 @@ pub fn table() -> &'static [Exonym] {
 }
 
 fn parse(text: &'static str) -> Vec<Exonym> {
+    rows(text)
+        .map(|(korean, english, flag)| Exonym {
+            korean,
+            english,
+            body: flag == Some("body"),
+        })
+        .collect()
+}
+
+/// The rows of a table of Korean and English words (this one, [`super::terms`]): one per line, the
+/// Korean, a tab, the English ones separated by `|`, and optionally a tab and a flag; blank lines
+/// and lines opening with `#` are left out.
+pub fn rows(
+    text: &'static str,
+) -> impl Iterator<Item = (&'static str, Vec<&'static str>, Option<&'static str>)> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| {
             let mut columns = l.split('\t');
             let (korean, english) = (columns.next()?, columns.next()?);
-            Some(Exonym {
-                korean: korean.trim(),
-                english: english.split('|').map(str::trim).collect(),
-                body: columns.next().is_some_and(|c| c.trim() == "body"),
-            })
+            let english = english.split('|').map(str::trim).collect();
+            Some((korean.trim(), english, columns.next().map(str::trim)))
         })
-        .collect()
 }
 
 /// The rows whose Korean name opens a word of `text` (a particle may follow it: 미국의, 독일은),
 /// the longest where two open the same word (인도네시아, not 인도).
 pub fn in_korean(text: &str) -> Vec<&'static Exonym> {
-    let mut out: Vec<&'static Exonym> = Vec::new();
+    opening_words(text, table(), |e| e.korean)
+}
+
+/// The rows of `rows` whose Korean (`korean` of a row) opens a word of `text`, each once, in the
+/// order found; the longest where two open the same word. Korean writes particles and endings on
+/// the word, so a row names the start of one; inside a word it is another word (무엇이란 is no
+/// 이란).
+pub fn opening_words<'r, T>(text: &str, rows: &'r [T], korean: impl Fn(&T) -> &str) -> Vec<&'r T> {
+    let mut out: Vec<&'r T> = Vec::new();
     let mut prev: Option<char> = None;
     for (at, c) in text.char_indices() {
         let opens = is_hangul(c) && !prev.is_some_and(is_hangul);
@@ -56,10 +75,10 @@ pub fn in_korean(text: &str) -> Vec<&'static Exonym> {
             continue;
         }
         let rest = &text[at..];
-        let found = table()
+        let found = rows
             .iter()
-            .filter(|e| rest.starts_with(e.korean))
-            .max_by_key(|e| e.korean.len());
+            .filter(|e| rest.starts_with(korean(e)))
+            .max_by_key(|e| korean(e).len());
         if let Some(e) = found {
             if !out.iter().any(|o| std::ptr::eq(*o, e)) {
                 out.push(e);
@@ -136,7 +155,7 @@ pub fn unnamed_in(korean: &str, article: &str) -> Option<&'static str> {
 }
 
 /// Whether `text` has `name` with no letter or digit right before or after it.
-fn writes(text: &str, name: &str) -> bool {
+pub fn writes(text: &str, name: &str) -> bool {
     let inner = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
     text.match_indices(name).any(|(at, _)| {
         !inner(text[..at].chars().next_back()) && !inner(text[at + name.len()..].chars().next())

@@ -35,6 +35,7 @@ pub mod exonyms;
 pub mod ground;
 pub mod prompts;
 pub mod romanize;
+pub mod terms;
 
 use std::ops::ControlFlow;
 
@@ -564,11 +565,22 @@ impl Summarizer {
                 target: e.english[0].to_string(),
             });
         }
+        // Terms of the beat the model would translate on its own, wrongly (폭염특보 = heat wave
+        // advisory, not `epidemic warning`), in place of its gloss of a phrase that holds one
+        // (`전세사기 일당 = real estate agency`).
+        let terms = terms::in_korean(&first.text);
+        glossary.retain(|e| !terms::misglossed(&e.source, &e.target, &terms));
+        let terms: Vec<(String, String)> = terms
+            .into_iter()
+            .filter(|(korean, _)| !glossary.iter().any(|g| g.source.contains(korean)))
+            .map(|(korean, english)| (korean.to_string(), english.to_string()))
+            .collect();
         // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
         let listed = listing(
             glossary
                 .iter()
                 .map(|e| (e.source.clone(), e.target.clone()))
+                .chain(terms)
                 .chain(ground::english_quantities(&first.text)),
         );
         // English writes no Hangul: a Korean phrase left as it stands sinks the sentence.
@@ -702,11 +714,22 @@ impl Summarizer {
         // model copies it rather than guessing one (`쿼리웨이드 하비드` for Hawaiian Holdings), and a
         // name in Latin letters is still the article's name.
         let unspelled = unspelled_names(&lists, &first.text, &glossary);
+        // Terms of the beat the model would translate on its own, wrongly (rice = 쌀, not 빵),
+        // unless a name says them.
+        let terms = terms::in_english(&first.text)
+            .into_iter()
+            .filter(|(english, _)| {
+                let english = english.to_lowercase();
+                !glossary
+                    .iter()
+                    .any(|g| g.target.to_lowercase().contains(&english))
+            });
         let listed = listing(
             glossary
                 .iter()
                 .map(|e| (e.target.clone(), e.source.clone()))
                 .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
+                .chain(terms.map(|(english, korean)| (english.to_string(), korean.to_string())))
                 .chain(ground::korean_renderings(&first.text)),
         );
         let prompt = &self.prompts.translate_en_ko;
