@@ -18,16 +18,19 @@
 //!    one sentence at a time (a small model given a paragraph drifts, loops or talks about the task).
 //!    The model first lists the names with their spelling in the other language (an entry is kept
 //!    only when the summary contains its source side, and a guessed spelling must sound like the
-//!    name: [`romanize`]); the list and the quantities in the other language's units go beside each
-//!    sentence. Into English, a capitalised name still unlicensed is matched back to a Korean name of
-//!    the summary by one more question; into Korean, a name the model garbled (네이비코퍼 for Nvidia
+//!    name: [`romanize`]); the list, the terms of the news it holds ([`terms`]: 폭염특보 = heat
+//!    wave advisory) and the quantities in the other language's units go beside each sentence.
+//!    Into English, a capitalised name still unlicensed is matched back to a Korean name of the
+//!    summary by one more question; into Korean, a name the model garbled (네이비코퍼 for Nvidia
 //!    Corp) is put back in the article's Latin letters, as far as the summary stays Korean enough
 //!    ([`ground::script_holds`]). A translated sentence the encoder finds far in meaning from
 //!    its source is refused ([`SAME_MEANING`]). The translation passes the same checks; a sentence
 //!    refused at a word, a number or a letter is asked for again with that spot banned
 //!    ([`constrain::Ban`]), twice at most, and so is one that went round in a loop until the token
-//!    budget ran out, banned where it began to repeat itself. If no sentence passes, that summary is
-//!    reported as unavailable, with the reasons: an unchecked sentence is never printed.
+//!    budget ran out, banned where it began to repeat itself. One refused every time is cut at the
+//!    refused phrase ([`cut`]) and stands if it then passes and keeps the meaning. If no sentence
+//!    passes, that summary is reported as unavailable, with the reasons: an unchecked sentence is
+//!    never printed.
 
 pub mod constrain;
 pub mod cut;
@@ -576,18 +579,30 @@ impl Summarizer {
             .map(|(korean, english)| (korean.to_string(), english.to_string()))
             .collect();
         // Quantities too: the model copies 42,000 far more reliably than it multiplies 4만2천.
-        let listed = listing(
-            glossary
-                .iter()
-                .map(|e| (e.source.clone(), e.target.clone()))
-                .chain(terms)
-                .chain(ground::english_quantities(&first.text)),
-        );
+        let names: Vec<(String, String)> = glossary
+            .iter()
+            .map(|e| (e.source.clone(), e.target.clone()))
+            .chain(ground::english_quantities(&first.text))
+            .collect();
+        let listed = |sentence: &str| {
+            let held = terms::in_korean(sentence);
+            listing_with_terms(&names, &terms, |korean| {
+                held.iter().any(|(k, _)| *k == korean)
+            })
+        };
         // English writes no Hangul: a Korean phrase left as it stands sinks the sentence.
         let classes = [Class::Digits, Class::Hangul];
         let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
             self.translate_sentence(
-                model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
+                model,
+                prompt,
+                &listed(sentence),
+                sentence,
+                grounding,
+                &classes,
+                bans,
+                run,
+                None,
             )
         };
         let answers = self
@@ -716,22 +731,28 @@ impl Summarizer {
         let unspelled = unspelled_names(&lists, &first.text, &glossary);
         // Terms of the beat the model would translate on its own, wrongly (rice = 쌀, not 빵),
         // unless a name says them.
-        let terms = terms::in_english(&first.text)
+        let terms: Vec<(String, String)> = terms::in_english(&first.text)
             .into_iter()
             .filter(|(english, _)| {
                 let english = english.to_lowercase();
                 !glossary
                     .iter()
                     .any(|g| g.target.to_lowercase().contains(&english))
-            });
-        let listed = listing(
-            glossary
-                .iter()
-                .map(|e| (e.target.clone(), e.source.clone()))
-                .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
-                .chain(terms.map(|(english, korean)| (english.to_string(), korean.to_string())))
-                .chain(ground::korean_renderings(&first.text)),
-        );
+            })
+            .map(|(english, korean)| (english.to_string(), korean.to_string()))
+            .collect();
+        let names: Vec<(String, String)> = glossary
+            .iter()
+            .map(|e| (e.target.clone(), e.source.clone()))
+            .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
+            .chain(ground::korean_renderings(&first.text))
+            .collect();
+        let listed = |sentence: &str| {
+            let held = terms::in_english(sentence);
+            listing_with_terms(&names, &terms, |english| {
+                held.iter().any(|(e, _)| *e == english)
+            })
+        };
         let prompt = &self.prompts.translate_en_ko;
         let classes = [Class::Digits, Class::Latin];
         let hangul_only = grounding.without_latin_runs();
@@ -754,7 +775,15 @@ impl Summarizer {
             let ask =
                 |grounding: &Grounding, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
                     self.translate_sentence(
-                        model, prompt, &listed, sentence, grounding, &classes, bans, run, None,
+                        model,
+                        prompt,
+                        &listed(sentence),
+                        sentence,
+                        grounding,
+                        &classes,
+                        bans,
+                        run,
+                        None,
                     )
                 };
             // Names kept in Latin letters (`Federal Reserve는`) can sink a sentence, or the summary
@@ -1009,32 +1038,36 @@ impl Summarizer {
 
     /// The first answers for every sentence of `sentences`, decoded together, then each made into
     /// an answer by [`Self::translate_sentence`] (which asks again, alone, for one that looped), and
-    /// those far in meaning from their sentence asked for once more ([`Self::reask_far`]).
+    /// those far in meaning from their sentence asked for once more ([`Self::reask_far`]). `listed`
+    /// gives each sentence its list of names, quantities and terms.
     #[allow(clippy::too_many_arguments)]
     fn translate_sentences<'s>(
         &self,
         model: &mut TextModel,
         encoder: &Encoder,
         prompt: &Prompt,
-        listed: &str,
+        listed: &dyn Fn(&str) -> String,
         sentences: &'s [String],
         grounding: &Grounding,
         classes: &[Class],
         run: &mut Run,
     ) -> Result<Vec<(&'s str, Option<Answer>)>> {
+        let listings: Vec<String> = sentences.iter().map(|s| listed(s)).collect();
         let values: Vec<Vec<(&str, &str)>> = sentences
             .iter()
-            .map(|s| vec![("glossary", listed), ("text", s.as_str())])
+            .zip(&listings)
+            .map(|(s, l)| vec![("glossary", l.as_str()), ("text", s.as_str())])
             .collect();
         let firsts = self.step_batch(model, prompt, &values, grounding, classes, run)?;
         let answers = sentences
             .iter()
+            .zip(&listings)
             .zip(firsts)
-            .map(|(sentence, first)| {
+            .map(|((sentence, listing), first)| {
                 let answer = self.translate_sentence(
                     model,
                     prompt,
-                    listed,
+                    listing,
                     sentence,
                     grounding,
                     classes,
@@ -1052,7 +1085,15 @@ impl Summarizer {
             run,
             |sentence, bans, run, model| {
                 self.translate_sentence(
-                    model, prompt, listed, sentence, grounding, classes, bans, run, None,
+                    model,
+                    prompt,
+                    &listed(sentence),
+                    sentence,
+                    grounding,
+                    classes,
+                    bans,
+                    run,
+                    None,
                 )
             },
         )
@@ -1565,6 +1606,23 @@ fn listing(pairs: impl Iterator<Item = (String, String)>) -> String {
         true => "-".to_string(),
         false => lines.join("\n"),
     }
+}
+
+/// The list beside one translated sentence: `names` (the summary's names and quantities, the same
+/// for each of its sentences, so their prompts share that opening), then the `terms` of the summary
+/// that the sentence `holds` (a term listed beside a sentence without it, the model wrote in
+/// anyway: `이 주의 몬순 가격` for "this week", monsoon being the next sentence's).
+fn listing_with_terms(
+    names: &[(String, String)],
+    terms: &[(String, String)],
+    holds: impl Fn(&str) -> bool,
+) -> String {
+    listing(
+        names
+            .iter()
+            .chain(terms.iter().filter(|(term, _)| holds(term)))
+            .cloned(),
+    )
 }
 
 /// Lines `한국어 = English` whose Korean side `source` (the text being translated) contains.
@@ -2682,6 +2740,21 @@ mod tests {
         ] {
             assert!(without_refused(&licensed, Lang::En, korean, answer(refused)).is_none());
         }
+    }
+
+    #[test]
+    fn a_sentence_is_listed_the_summary_s_names_and_only_its_own_terms() {
+        let names = vec![("서울".to_string(), "Seoul".to_string())];
+        let summary = "서울에 폭염특보가 내려졌다. 밤에는 열대야가 나타났다.";
+        let terms: Vec<(String, String)> = terms::in_korean(summary)
+            .into_iter()
+            .map(|(k, e)| (k.to_string(), e.to_string()))
+            .collect();
+        assert_eq!(terms.len(), 2, "{terms:?}");
+        let held = terms::in_korean("밤에는 열대야가 나타났다.");
+        let listed = listing_with_terms(&names, &terms, |k| held.iter().any(|(h, _)| *h == k));
+        assert_eq!(listed, "서울 = Seoul\n열대야 = tropical night");
+        assert_eq!(listing_with_terms(&[], &terms, |_| false), "-");
     }
 
     #[test]
