@@ -893,9 +893,10 @@ impl Summarizer {
     /// of `licensed` (and, in English, names only the bodies its Korean `sentence` names) and keeps
     /// the meaning of `sentence` replaces `answer`. Failing that, the first answer that passes with
     /// its refused phrases cut out ([`without_refused`]) and keeps the meaning; otherwise `answer`
-    /// stays, for the gate to refuse. An amount whose scale the model got wrong (`300 billion` for 300억) is
-    /// written as the article's first ([`Answer::mend_amounts`]), and the answer checked so. Each
-    /// answer asked for again goes to `widen` first, which may license more of it in `licensed`.
+    /// stays, for the gate to refuse. An amount whose scale the model got wrong (`300 billion` for
+    /// 300억) is written as the article's first ([`Answer::mend_amounts`]), and the answer checked
+    /// so. Each answer asked for again goes to `widen` first, which may license more of it in
+    /// `licensed`.
     #[allow(clippy::too_many_arguments)]
     fn mend(
         &self,
