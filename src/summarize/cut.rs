@@ -146,14 +146,21 @@ struct Word<'s> {
     trail: &'s str,
 }
 
+/// The words of `sentence`. A full stop inside the sentence belongs to its word, an abbreviation
+/// (`U.S.`, `Inc.`): cut as punctuation, `in the U.S. market` had lost `in the U.S` and left `. market`.
 fn words(sentence: &str) -> Vec<Word<'_>> {
-    sentence
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(|w| {
+    let pieces: Vec<&str> = sentence.split(' ').filter(|w| !w.is_empty()).collect();
+    let last = pieces.len().saturating_sub(1);
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
             let start = w.as_ptr() as usize - sentence.as_ptr() as usize;
             let lead = w.len() - w.trim_start_matches(['(', '"', '\'', '‘', '“']).len();
-            let body = w[lead..].trim_end_matches(|c: char| ",.;:)\"'’”!?".contains(c));
+            let mut body = w[lead..].trim_end_matches(|c: char| ",.;:)\"'’”!?".contains(c));
+            if i < last && w[lead + body.len()..].starts_with('.') {
+                body = &w[lead..lead + body.len() + 1];
+            }
             Word {
                 start: start + lead,
                 end: start + lead + body.len(),
@@ -223,6 +230,18 @@ fn phrase(sentence: &str, at: usize) -> Option<String> {
     let in_list = before.is_some_and(|b| b.trail == "," || b.text == "and");
     if in_list {
         let before = before?;
+        let next = words.get(last + 1);
+        // Of three items, the middle one: `A, X, and B` leaves `A and B`, not `A, and B`.
+        let first_of_three = before.trail == ","
+            && (first < 2 || words[first - 2].trail != ",")
+            && next.is_some_and(|w| w.text == "and");
+        if trail == "," && first_of_three {
+            return Some(format!(
+                "{} {}",
+                &sentence[..before.end],
+                &sentence[words[last + 1].start..]
+            ));
+        }
         if trail == "," && last + 1 < words.len() {
             return Some(format!(
                 "{}{}",
@@ -401,6 +420,27 @@ mod tests {
                 "LG won the game against the South Korean team in the ninth inning.",
                 "South"
             ),
+            None
+        );
+        assert_eq!(
+            cut(
+                "Heat warnings were issued for Seoul, Daegu, and Busan on Monday.",
+                "Daegu"
+            )
+            .as_deref(),
+            Some("Heat warnings were issued for Seoul and Busan on Monday.")
+        );
+        // An abbreviation keeps its full stop: the whole `U.S.` goes, or nothing.
+        assert_eq!(
+            cut(
+                "Sales of the new phones rose in the U.S. this year.",
+                "U.S."
+            )
+            .as_deref(),
+            Some("Sales of the new phones rose this year.")
+        );
+        assert_eq!(
+            cut("Prices rose in the U.S. market this year.", "U.S."),
             None
         );
         // A date with its preposition.

@@ -584,12 +584,8 @@ impl Summarizer {
             .map(|e| (e.source.clone(), e.target.clone()))
             .chain(ground::english_quantities(&first.text))
             .collect();
-        let listed = |sentence: &str| {
-            let held = terms::in_korean(sentence);
-            listing_with_terms(&names, &terms, |korean| {
-                held.iter().any(|(k, _)| *k == korean)
-            })
-        };
+        let listed =
+            |sentence: &str| listing_with_terms(&names, &terms, &terms::in_korean(sentence));
         // English writes no Hangul: a Korean phrase left as it stands sinks the sentence.
         let classes = [Class::Digits, Class::Hangul];
         let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
@@ -747,12 +743,8 @@ impl Summarizer {
             .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
             .chain(ground::korean_renderings(&first.text))
             .collect();
-        let listed = |sentence: &str| {
-            let held = terms::in_english(sentence);
-            listing_with_terms(&names, &terms, |english| {
-                held.iter().any(|(e, _)| *e == english)
-            })
-        };
+        let listed =
+            |sentence: &str| listing_with_terms(&names, &terms, &terms::in_english(sentence));
         let prompt = &self.prompts.translate_en_ko;
         let classes = [Class::Digits, Class::Latin];
         let hangul_only = grounding.without_latin_runs();
@@ -1611,13 +1603,15 @@ fn listing(pairs: impl Iterator<Item = (String, String)>) -> String {
 
 /// The list beside one translated sentence: `names` (the summary's names and quantities, the same
 /// for each of its sentences, so their prompts share that opening), then the `terms` of the summary
-/// that the sentence `holds` (a term listed beside a sentence without it, the model wrote in
-/// anyway: `이 주의 몬순 가격` for "this week", monsoon being the next sentence's).
+/// that the sentence holds (`held`, as [`terms::in_korean`] or [`terms::in_english`] finds them in
+/// it: a term listed beside a sentence without it, the model wrote in anyway: `이 주의 몬순 가격`
+/// for "this week", monsoon being the next sentence's).
 fn listing_with_terms(
     names: &[(String, String)],
     terms: &[(String, String)],
-    holds: impl Fn(&str) -> bool,
+    held: &[(&str, &str)],
 ) -> String {
+    let holds = |term: &str| held.iter().any(|(found, _)| *found == term);
     listing(
         names
             .iter()
@@ -2753,9 +2747,9 @@ mod tests {
             .collect();
         assert_eq!(terms.len(), 2, "{terms:?}");
         let held = terms::in_korean("밤에는 열대야가 나타났다.");
-        let listed = listing_with_terms(&names, &terms, |k| held.iter().any(|(h, _)| *h == k));
+        let listed = listing_with_terms(&names, &terms, &held);
         assert_eq!(listed, "서울 = Seoul\n열대야 = tropical night");
-        assert_eq!(listing_with_terms(&[], &terms, |_| false), "-");
+        assert_eq!(listing_with_terms(&[], &terms, &[]), "-");
     }
 
     #[test]
