@@ -181,7 +181,7 @@ fn heading(lang: Lang) -> &'static str {
 fn footnote(method: Method) -> &'static str {
     match method {
         Method::Generated | Method::Translated => "",
-        Method::Mixed => "\n  (the model's sentences with the article's own: its lead, or central sentences where the model's were too few)",
+        Method::Mixed => "\n  (the model's sentences with the article's own: its lead, central sentences where the model's were too few, or joined to the last where characters were left)",
         Method::Extractive => {
             "\n  (the article's own sentences: the model wrote none that passed its checks)"
         }

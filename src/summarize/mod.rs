@@ -13,7 +13,8 @@
 //!    before it stand. The story's lead opens the summary unless the model's first sentence says it
 //!    already. A summary left short (a refusal, or the model stopping early) is completed
 //!    with the most central body sentences that fit the limits and say something new; copied text
-//!    cannot be unfaithful.
+//!    cannot be unfaithful. A Korean summary at its three sentences with characters to spare has
+//!    such sentences joined to its last one ([`pack`]: `…늘었고, …`).
 //! 3. **The other language** is a translation of that checked summary, not a second free summary,
 //!    one sentence at a time (a small model given a paragraph drifts, loops or talks about the task).
 //!    The model first lists the names with their spelling in the other language (an entry is kept
@@ -36,6 +37,7 @@ pub mod constrain;
 pub mod cut;
 pub mod exonyms;
 pub mod ground;
+pub mod pack;
 pub mod prompts;
 pub mod romanize;
 pub mod terms;
@@ -136,7 +138,8 @@ pub enum Method {
     /// all failed their checks).
     Extractive,
     /// The model's checked sentences with the article's own: its lead before them, when they did not
-    /// say it, or central sentences after them, when they were too few.
+    /// say it, central sentences after them, when they were too few, or joined to the last one, when
+    /// characters were left ([`pack`]).
     Mixed,
     /// No sentence passed the checks; nothing is printed.
     Unavailable,
@@ -309,6 +312,9 @@ impl Summarizer {
                 lead.chars().count() <= Limits::for_lang(source_lang).max_chars
                     && grounding.check(lead, source_lang, true, &[]).is_ok()
             });
+        // Each sentence is shown once the next one is admitted: the last may yet have article
+        // sentences joined to it (see `pack`).
+        let (mut held, mut shown) = (None::<String>, 0);
         self.generate(
             model,
             prompt,
@@ -318,24 +324,31 @@ impl Summarizer {
             &mut run,
             &mut |s| {
                 if show_source {
-                    on_event(Event::Sentence(source_lang, s))
+                    if let Some(previous) = held.replace(s.to_string()) {
+                        on_event(Event::Sentence(source_lang, &previous));
+                        shown += 1;
+                    }
                 }
             },
         )?;
         let mut first = gate.finish(Method::Generated);
-        let generated = first.sentences.len();
-        if generated < Limits::for_lang(source_lang).max_sentences {
+        if first.sentences.len() < Limits::for_lang(source_lang).max_sentences {
             // A refusal cut the summary short, or the model stopped early: the article's own central
             // sentences complete it, as far as the length limit allows.
             complete(&mut first, &plain, &centrality, &grounding);
-            if show_source {
-                for s in &first.sentences[generated..] {
-                    on_event(Event::Sentence(source_lang, s));
-                }
-            }
         }
+        // The translation is of the sentences as the model wrote them or the article completed them;
+        // what is joined on is the Korean summary's alone (a translation of a long sentence keeps
+        // its first half).
+        let output = match source_lang {
+            Lang::Ko => pack::packed(&first, &plain, &centrality, &grounding),
+            Lang::En => first.clone(),
+        };
         if show_source {
-            on_event(Event::End(&first));
+            for s in &output.sentences[shown..] {
+                on_event(Event::Sentence(source_lang, s));
+            }
+            on_event(Event::End(&output));
         }
 
         let mut glossary = Vec::new();
@@ -361,7 +374,7 @@ impl Summarizer {
         let mut summaries = Vec::new();
         for &lang in langs {
             if lang == source_lang {
-                summaries.push(first.clone());
+                summaries.push(output.clone());
             } else if let Some(s) = &second {
                 summaries.push(s.clone());
             }

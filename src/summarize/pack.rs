@@ -1,0 +1,267 @@
+//! More of the article in a Korean summary that has room left.
+//!
+//! The model's Korean summary of a Korean article copies the article's opening sentences, three at
+//! most, and Korean sentences are short: the summaries of the development set used about 165 of
+//! their 300 characters, while what they missed (a maker's name, a second figure, who was warned)
+//! stood in the article's other central sentences. Three sentences is the limit, so such a sentence
+//! is not added but joined to the summary's last one, the way Korean news itself runs two facts
+//! together: `…늘었다.` + `…확대됐다.` → `…늘었고, …확대됐다.` Only endings whose connective form is
+//! certain are joined (the past tense, 이다, 있다 and 없다, adjectives, and the present tense of the
+//! common verb stems); the sentences joined are the article's own, so nothing is said that the
+//! article does not say.
+
+use super::ground::{is_hangul, Grounding};
+use super::{is_body, similarity, Lang, Limits, Method, Summary, COVERED};
+
+/// Article sentences joined to a summary's last sentence at most (one sentence of three clauses
+/// still reads; more does not).
+const MAX_JOINED: usize = 2;
+
+/// Syllables that end a verb's stem before the present-tense ending `-ㄴ다` (`한다` → `하고`,
+/// `열린다` → `열리고`, `보여준다` → `보여주고`), where a verb whose stem ends in ㄹ (which drops it
+/// there) is rare or none. Others are left alone: `연다` is 열다's (`열고`), `산다` 사다's or 살다's,
+/// `든다` 들다's.
+const PRESENT_STEMS: [char; 19] = [
+    '하', '되', '이', '리', '기', '지', '히', '주', '추', '내', '서', '나', '가', '오', '보', '르',
+    '우', '키', '치',
+];
+
+/// `sentence` (a Korean declarative sentence ending `다.`) in the form that runs on into the next
+/// one, ending `고,`; `None` for an ending whose connective form is not certain, or for formal
+/// speech (`합니다.`), a question or a quotation's end.
+pub fn connective(sentence: &str) -> Option<String> {
+    let stem = sentence.trim_end().strip_suffix("다.")?;
+    let last = stem.chars().last().filter(|&c| is_hangul(c))?;
+    let before = &stem[..stem.len() - last.len_utf8()];
+    if last == '니' {
+        return None;
+    }
+    // `-는다` follows a stem that ends in a consonant and keeps it whole: 않는다 → 않고.
+    if last == '는' {
+        return before
+            .chars()
+            .last()
+            .filter(|&c| is_hangul(c))
+            .map(|_| format!("{before}고,"));
+    }
+    let code = last as u32 - 0xAC00;
+    // The final consonant ㄴ (index 4): the present tense `-ㄴ다` of a stem ending in a vowel.
+    if code % 28 == 4 {
+        let open = char::from_u32(last as u32 - 4)?;
+        return PRESENT_STEMS
+            .contains(&open)
+            .then(|| format!("{before}{open}고,"));
+    }
+    Some(format!("{stem}고,"))
+}
+
+/// `summary` (a Korean summary of a Korean article, at its sentence limit) with the most central
+/// article sentences (`plain`, ranked by `centrality`) that it does not cover joined to its last
+/// sentence, as far as its character limit allows, in article order. Each sentence joined must pass
+/// the checks on its own and joined; the summary is returned as it was when none fits.
+pub fn packed(
+    summary: &Summary,
+    plain: &[&str],
+    centrality: &[f32],
+    grounding: &Grounding,
+) -> Summary {
+    let limits = Limits::for_lang(Lang::Ko);
+    let Some((last, rest)) = summary.sentences.split_last() else {
+        return summary.clone();
+    };
+    if summary.lang != Lang::Ko || summary.sentences.len() < limits.max_sentences {
+        return summary.clone();
+    }
+    let mut order: Vec<usize> = (0..plain.len()).collect();
+    order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
+    let has_body = plain.iter().any(|s| is_body(s));
+    let mut chars = summary.text.chars().count();
+    let mut joined: Vec<usize> = Vec::new();
+    let mut said: Vec<String> = summary.sentences.clone();
+    for i in order {
+        if joined.len() == MAX_JOINED {
+            break;
+        }
+        let s = plain[i].trim();
+        if (has_body && !is_body(s)) || s.split_whitespace().count() < 3 || runs_on(s) {
+            continue;
+        }
+        // `고, ` in place of `다. `: one character more.
+        let n = s.chars().count() + 2;
+        if chars + n > limits.max_chars
+            || said.iter().any(|e| similarity(e, s) >= COVERED)
+            || grounding.check(s, Lang::Ko, true, &said).is_err()
+        {
+            continue;
+        }
+        let mut trial = joined.clone();
+        trial.push(i);
+        trial.sort_unstable();
+        let Some(sentence) = joined_sentence(last, &trial, plain) else {
+            continue;
+        };
+        if grounding.check(&sentence, Lang::Ko, true, rest).is_err() {
+            continue;
+        }
+        chars += n;
+        said.push(s.to_string());
+        joined = trial;
+    }
+    let Some(sentence) = joined_sentence(last, &joined, plain).filter(|_| !joined.is_empty())
+    else {
+        return summary.clone();
+    };
+    let mut out = summary.clone();
+    *out.sentences.last_mut().expect("split_last found one") = sentence;
+    out.text = out.sentences.join(" ");
+    if out.method == Method::Generated {
+        out.method = Method::Mixed;
+    }
+    out
+}
+
+/// Whether `piece` (one of the article's pieces) holds a sentence end before its own, a full stop
+/// after Hangul with no space behind it (`…늘었다.3월 혼인 건수는 …`): joined, it would be two
+/// sentences inside one.
+fn runs_on(piece: &str) -> bool {
+    let body = piece
+        .trim_end()
+        .trim_end_matches(['.', '"', '”', '’', '\'']);
+    let chars: Vec<char> = body.chars().collect();
+    chars.windows(2).any(|w| is_hangul(w[0]) && w[1] == '.')
+}
+
+/// `last` with the sentences `joined` (indices into `plain`, in order) run on after it.
+fn joined_sentence(last: &str, joined: &[usize], plain: &[&str]) -> Option<String> {
+    let mut sentence = last.trim().to_string();
+    for &i in joined {
+        sentence = format!("{} {}", connective(&sentence)?, plain[i].trim());
+    }
+    Some(sentence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endings_run_on_only_where_their_form_is_certain() {
+        let cases = [
+            ("수출이 21.2% 늘었다.", Some("수출이 21.2% 늘었고,")),
+            (
+                "올해 처음 열리는 행사이다.",
+                Some("올해 처음 열리는 행사이고,"),
+            ),
+            ("피해가 크다.", Some("피해가 크고,")),
+            ("대책은 없다.", Some("대책은 없고,")),
+            ("규제를 받지 않는다.", Some("규제를 받지 않고,")),
+            ("심사를 진행한다.", Some("심사를 진행하고,")),
+            ("축제가 열린다.", Some("축제가 열리고,")),
+            (
+                "걸림돌이었다는 점을 보여준다.",
+                Some("걸림돌이었다는 점을 보여주고,"),
+            ),
+            ("관객이 늘어난다.", Some("관객이 늘어나고,")),
+            ("수요가 늘 것으로 보인다.", Some("수요가 늘 것으로 보이고,")),
+            // 열다's present: 열고, not 여고.
+            ("개막식을 연다.", None),
+            ("비용이 든다.", None),
+            ("협력을 강화합니다.", None),
+            ("무엇이 달라졌나?", None),
+            ("“끝까지 하겠다”", None),
+            ("KBO 2025.", None),
+        ];
+        for (sentence, want) in cases {
+            assert_eq!(connective(sentence).as_deref(), want, "{sentence}");
+        }
+    }
+
+    fn summary(sentences: &[&str]) -> Summary {
+        Summary {
+            lang: Lang::Ko,
+            text: sentences.join(" "),
+            sentences: sentences.iter().map(|s| s.to_string()).collect(),
+            method: Method::Generated,
+            rejected: Vec::new(),
+        }
+    }
+
+    const ARTICLE: [&str; 6] = [
+        "올해 상반기 전기차 판매량이 지난해보다 34.0% 늘었다.",
+        "신규 등록 대수는 8만9,412대로 집계됐다.",
+        "업계는 가격 부담이 줄어든 영향으로 풀이했다.",
+        "보조금이 늘면서 현대차와 기아의 판매가 크게 늘었다.",
+        "테슬라 모델Y는 수입차 가운데 가장 많이 팔렸다.",
+        "전기차 판매량이 늘었다.",
+    ];
+
+    #[test]
+    fn central_sentences_the_summary_lacks_join_its_last_sentence_in_article_order() {
+        let grounding = Grounding::new(&ARTICLE.join(" "));
+        let first = summary(&ARTICLE[..3]);
+        // The fifth sentence is the most central, then the fourth; the last one is covered.
+        let centrality = [0.5, 0.5, 0.5, 0.8, 0.9, 0.95];
+        let out = packed(&first, &ARTICLE, &centrality, &grounding);
+        assert_eq!(out.sentences.len(), 3);
+        assert_eq!(out.sentences[..2], first.sentences[..2]);
+        assert_eq!(
+            out.sentences[2],
+            "업계는 가격 부담이 줄어든 영향으로 풀이했고, 보조금이 늘면서 현대차와 기아의 판매가 \
+             크게 늘었고, 테슬라 모델Y는 수입차 가운데 가장 많이 팔렸다."
+        );
+        assert_eq!(out.text, out.sentences.join(" "));
+        assert_eq!(out.method, Method::Mixed);
+        assert!(out.text.chars().count() <= 300);
+    }
+
+    #[test]
+    fn a_piece_holding_two_sentences_is_not_joined() {
+        assert!(runs_on(
+            "혼인 건수도 늘었다.3월 혼인 건수는 1만9,181건이다."
+        ));
+        assert!(!runs_on("금리는 연 3.12∼5.43%로 집계됐다."));
+        assert!(!runs_on("“끝까지 하겠다.”"));
+        let article = [
+            "시장이 커졌다.",
+            "판매가 34.0% 늘었다.",
+            "업계는 늘었다.3월에도 늘었다고 본다.",
+        ];
+        let grounding = Grounding::new(&article.join(" "));
+        let first = summary(&[
+            "시장이 아주 크게 커졌다.",
+            "판매가 34.0% 늘었다.",
+            "시장이 커졌다.",
+        ]);
+        let out = packed(&first, &article, &[0.1, 0.1, 0.9], &grounding);
+        assert_eq!(out.text, first.text);
+    }
+
+    #[test]
+    fn a_summary_without_room_or_without_a_joinable_ending_stays_as_it_was() {
+        let grounding = Grounding::new(&ARTICLE.join(" "));
+        let centrality = [0.5, 0.5, 0.5, 0.8, 0.9, 0.95];
+        // Under the sentence limit: `complete` adds whole sentences there, not this.
+        let short = summary(&ARTICLE[..2]);
+        assert_eq!(
+            packed(&short, &ARTICLE, &centrality, &grounding).text,
+            short.text
+        );
+        // A last sentence in formal speech is not run on.
+        let formal = summary(&[
+            ARTICLE[0],
+            ARTICLE[1],
+            "업계는 가격 부담이 줄었다고 봅니다.",
+        ]);
+        assert_eq!(
+            packed(&formal, &ARTICLE, &centrality, &grounding).text,
+            formal.text
+        );
+        // Nothing fits in what is left of 300 characters.
+        let long = "가".repeat(95) + "다.";
+        let full = summary(&[&long, &long, &long]);
+        assert_eq!(
+            packed(&full, &ARTICLE, &centrality, &grounding).text,
+            full.text
+        );
+    }
+}
