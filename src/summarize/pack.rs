@@ -6,9 +6,13 @@
 //! stood in the article's other central sentences. Three sentences is the limit, so such a sentence
 //! is not added but joined to the summary's last one, the way Korean news itself runs two facts
 //! together: `…늘었다.` + `…확대됐다.` → `…늘었고, …확대됐다.` Only endings whose connective form is
-//! certain are joined (the past tense, 이다, 있다 and 없다, adjectives, and the present tense of the
-//! common verb stems); the sentences joined are the article's own, so nothing is said that the
-//! article does not say.
+//! certain are joined (the past tense, 이다, 있다 and 없다, adjectives, the present tense of the
+//! common verb stems, and their formal forms, `-습니다`, `-ㅂ니다`); the sentences joined are the
+//! article's own, so nothing is said that the article does not say.
+//!
+//! The Korean summary of an English article translates its English summary, which fills its own
+//! limit; there, central article sentences the English summary lacks ([`uncovered`]) are translated
+//! beside it and added the same way ([`added`]), each translation checked as any other.
 
 use super::ground::{is_hangul, Grounding};
 use super::{is_body, similarity, Lang, Limits, Method, Summary, COVERED};
@@ -27,14 +31,26 @@ const PRESENT_STEMS: [char; 19] = [
 ];
 
 /// `sentence` (a Korean declarative sentence ending `다.`) in the form that runs on into the next
-/// one, ending `고,`; `None` for an ending whose connective form is not certain, or for formal
-/// speech (`합니다.`), a question or a quotation's end.
+/// one, ending `고,`; `None` for an ending whose connective form is not certain, a question or a
+/// quotation's end.
 pub fn connective(sentence: &str) -> Option<String> {
     let stem = sentence.trim_end().strip_suffix("다.")?;
     let last = stem.chars().last().filter(|&c| is_hangul(c))?;
     let before = &stem[..stem.len() - last.len_utf8()];
+    // Formal speech, `-습니다` after a consonant (잡았습니다 → 잡았고) or `-ㅂ니다` after a vowel
+    // (합니다 → 하고), as the model's translations often end.
     if last == '니' {
-        return None;
+        let mut head = before.chars();
+        let ending = head.next_back()?;
+        let stem = head.as_str();
+        return match ending {
+            '습' => stem
+                .chars()
+                .last()
+                .filter(|&c| is_hangul(c))
+                .map(|_| format!("{stem}고,")),
+            _ => with_final_off(ending, 17).map(|open| format!("{stem}{open}고,")),
+        };
     }
     // `-는다` follows a stem that ends in a consonant and keeps it whole: 않는다 → 않고.
     if last == '는' {
@@ -44,15 +60,21 @@ pub fn connective(sentence: &str) -> Option<String> {
             .filter(|&c| is_hangul(c))
             .map(|_| format!("{before}고,"));
     }
-    let code = last as u32 - 0xAC00;
     // The final consonant ㄴ (index 4): the present tense `-ㄴ다` of a stem ending in a vowel.
-    if code % 28 == 4 {
-        let open = char::from_u32(last as u32 - 4)?;
-        return PRESENT_STEMS
-            .contains(&open)
-            .then(|| format!("{before}{open}고,"));
+    if (last as u32 - 0xAC00) % 28 == 4 {
+        return with_final_off(last, 4).map(|open| format!("{before}{open}고,"));
     }
     Some(format!("{stem}고,"))
+}
+
+/// `syllable` without its final consonant when that is the one of index `fin` (ㄴ 4, ㅂ 17) and
+/// what is left is one of [`PRESENT_STEMS`]: the stem's last syllable before `-ㄴ다` or `-ㅂ니다`.
+fn with_final_off(syllable: char, fin: u32) -> Option<char> {
+    let code = (syllable as u32).checked_sub(0xAC00)?;
+    if !is_hangul(syllable) || code % 28 != fin {
+        return None;
+    }
+    char::from_u32(syllable as u32 - fin).filter(|open| PRESENT_STEMS.contains(open))
 }
 
 /// `summary` (a Korean summary of a Korean article, at its sentence limit) with the most central
@@ -72,26 +94,18 @@ pub fn packed(
     if summary.lang != Lang::Ko || summary.sentences.len() < limits.max_sentences {
         return summary.clone();
     }
-    let mut order: Vec<usize> = (0..plain.len()).collect();
-    order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
     let has_body = plain.iter().any(|s| is_body(s));
     let mut chars = summary.text.chars().count();
     let mut joined: Vec<usize> = Vec::new();
     let mut said: Vec<String> = summary.sentences.clone();
-    for i in order {
+    for i in by_centrality(centrality) {
         if joined.len() == MAX_JOINED {
             break;
         }
         let s = plain[i].trim();
-        if (has_body && !is_body(s)) || s.split_whitespace().count() < 3 || runs_on(s) {
-            continue;
-        }
         // `고, ` in place of `다. `: one character more.
         let n = s.chars().count() + 2;
-        if chars + n > limits.max_chars
-            || said.iter().any(|e| similarity(e, s) >= COVERED)
-            || grounding.check(s, Lang::Ko, true, &said).is_err()
-        {
+        if chars + n > limits.max_chars || !new_to(&said, s, has_body, grounding, Lang::Ko) {
             continue;
         }
         let mut trial = joined.clone();
@@ -116,6 +130,94 @@ pub fn packed(
     out.text = out.sentences.join(" ");
     if out.method == Method::Generated {
         out.method = Method::Mixed;
+    }
+    out
+}
+
+/// Indices of the article's sentences, the most central first.
+fn by_centrality(centrality: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..centrality.len()).collect();
+    order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
+    order
+}
+
+/// Whether the article sentence `s` may be added to a summary that says `said`: a body sentence
+/// (when the article has any) of three words or more, one sentence, not covered by what is said
+/// ([`COVERED`]), and passing the checks in `lang`, the article's language.
+fn new_to(said: &[String], s: &str, has_body: bool, grounding: &Grounding, lang: Lang) -> bool {
+    (!has_body || is_body(s))
+        && s.split_whitespace().count() >= 3
+        && !runs_on(s)
+        && !said.iter().any(|e| similarity(e, s) >= COVERED)
+        && grounding.check(s, lang, true, said).is_ok()
+}
+
+/// The most central sentences of an English article (`plain`, ranked by `centrality`) that its
+/// summary `said` does not cover, up to [`MAX_JOINED`] of `max_chars` characters or fewer and
+/// without quotation marks, in article order (indices into `plain`): what the Korean summary may
+/// add by translating them.
+pub fn uncovered(
+    said: &[String],
+    plain: &[&str],
+    centrality: &[f32],
+    grounding: &Grounding,
+    max_chars: usize,
+) -> Vec<usize> {
+    let has_body = plain.iter().any(|s| is_body(s));
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut seen = said.to_vec();
+    for i in by_centrality(centrality) {
+        if chosen.len() == MAX_JOINED {
+            break;
+        }
+        let s = plain[i].trim();
+        // Not a quotation: the model's Korean loses who speaks (`"My wife works ..."` came out as
+        // `나의 아내는 ...`, my wife, as if the summary said it).
+        if s.chars().count() <= max_chars
+            && !s.contains(['"', '“', '”'])
+            && new_to(&seen, s, has_body, grounding, Lang::En)
+        {
+            seen.push(s.to_string());
+            chosen.push(i);
+        }
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// `summary` (Korean) with the sentences `more` added in order: each a sentence of its own while the
+/// summary is under its sentence limit, then joined to its last sentence ([`connective`]); each
+/// only within the character limit and when `passes` accepts it as it would stand, given the
+/// sentences before it. One that cannot be added is left out, and the next is tried.
+pub fn added(
+    summary: &Summary,
+    more: &[String],
+    passes: impl Fn(&str, &[String]) -> bool,
+) -> Summary {
+    let limits = Limits::for_lang(summary.lang);
+    let mut sentences = summary.sentences.clone();
+    for s in more.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let mut trial = sentences.clone();
+        if trial.is_empty() {
+            // Nothing to add to: an unavailable summary stays so.
+            break;
+        } else if trial.len() < limits.max_sentences {
+            trial.push(s.to_string());
+        } else {
+            let Some(head) = trial.last().and_then(|l| connective(l)) else {
+                continue;
+            };
+            *trial.last_mut().expect("not empty") = format!("{head} {s}");
+        }
+        let (last, rest) = trial.split_last().expect("not empty");
+        if trial.join(" ").chars().count() <= limits.max_chars && passes(last, rest) {
+            sentences = trial;
+        }
+    }
+    let mut out = summary.clone();
+    if sentences != summary.sentences {
+        out.text = sentences.join(" ");
+        out.sentences = sentences;
     }
     out
 }
@@ -166,7 +268,11 @@ mod tests {
             // 열다's present: 열고, not 여고.
             ("개막식을 연다.", None),
             ("비용이 든다.", None),
-            ("협력을 강화합니다.", None),
+            ("협력을 강화합니다.", Some("협력을 강화하고,")),
+            ("아홉 명을 잡았습니다.", Some("아홉 명을 잡았고,")),
+            ("국제 공항입니다.", Some("국제 공항이고,")),
+            ("축제를 엽니다.", None),
+            ("그것은 아니다.", None),
             ("무엇이 달라졌나?", None),
             ("“끝까지 하겠다”", None),
             ("KBO 2025.", None),
@@ -215,6 +321,60 @@ mod tests {
     }
 
     #[test]
+    fn translated_extras_are_added_as_sentences_then_joined_and_only_where_they_fit_and_pass() {
+        let two = summary(&["경찰은 42명을 검거했다.", "조직은 필리핀에서 운영됐습니다."]);
+        let more = [
+            "이용자 중 청소년이 많았습니다.".to_string(),
+            "경찰은 87억 원을 동결했다.".to_string(),
+            "거절될 문장이다.".to_string(),
+            "가".repeat(300),
+        ];
+        let out = added(&two, &more, |s, _| !s.contains("거절"));
+        assert_eq!(
+            out.sentences,
+            [
+                "경찰은 42명을 검거했다.",
+                "조직은 필리핀에서 운영됐습니다.",
+                "이용자 중 청소년이 많았고, 경찰은 87억 원을 동결했다.",
+            ]
+        );
+        assert_eq!(out.text, out.sentences.join(" "));
+        // What the check sees: the sentence as it would stand, after the ones before it.
+        let seen = std::cell::RefCell::new(Vec::new());
+        let _ = added(&two, &more[..1], |s, before| {
+            seen.borrow_mut().push((s.to_string(), before.len()));
+            true
+        });
+        assert_eq!(seen.into_inner(), [(more[0].clone(), 2)]);
+        // Nothing is added to an unavailable summary.
+        assert!(added(&summary(&[]), &more, |_, _| true)
+            .sentences
+            .is_empty());
+    }
+
+    #[test]
+    fn the_extras_are_central_sentences_the_summary_does_not_cover_in_article_order() {
+        let article = [
+            "Police arrested 42 people in a betting ring.",
+            "The ring ran 11 websites from the Philippines.",
+            "Many of the users were teenagers, police said.",
+            "Police froze 8.7 billion won in assets.",
+            "Police arrested 42 people.",
+            "\"We will find them all,\" a police officer said.",
+        ];
+        let grounding = Grounding::new(&article.join(" "));
+        let said = vec![article[0].to_string(), article[1].to_string()];
+        // The fifth is the most central but covered, the last a quotation; the third is too long
+        // for 40 characters.
+        let centrality = [0.9, 0.8, 0.5, 0.6, 0.95, 0.99];
+        assert_eq!(
+            uncovered(&said, &article, &centrality, &grounding, 200),
+            [2, 3]
+        );
+        assert_eq!(uncovered(&said, &article, &centrality, &grounding, 40), [3]);
+    }
+
+    #[test]
     fn a_piece_holding_two_sentences_is_not_joined() {
         assert!(runs_on(
             "혼인 건수도 늘었다.3월 혼인 건수는 1만9,181건이다."
@@ -246,15 +406,11 @@ mod tests {
             packed(&short, &ARTICLE, &centrality, &grounding).text,
             short.text
         );
-        // A last sentence in formal speech is not run on.
-        let formal = summary(&[
-            ARTICLE[0],
-            ARTICLE[1],
-            "업계는 가격 부담이 줄었다고 봅니다.",
-        ]);
+        // A last sentence whose connective form is not certain is not run on.
+        let open = summary(&[ARTICLE[0], ARTICLE[1], "업계는 오늘 설명회를 연다."]);
         assert_eq!(
-            packed(&formal, &ARTICLE, &centrality, &grounding).text,
-            formal.text
+            packed(&open, &ARTICLE, &centrality, &grounding).text,
+            open.text
         );
         // Nothing fits in what is left of 300 characters.
         let long = "가".repeat(95) + "다.";
