@@ -153,7 +153,7 @@ fn new_to(said: &[String], s: &str, has_body: bool, grounding: &Grounding, lang:
 }
 
 /// The most central sentences of an English article (`plain`, ranked by `centrality`) that its
-/// summary `said` does not cover, up to [`MAX_JOINED`] of `max_chars` characters or fewer and
+/// summary `said` does not cover, up to two (`MAX_JOINED`) of `max_chars` characters or fewer and
 /// without quotation marks, in article order (indices into `plain`): what the Korean summary may
 /// add by translating them.
 pub fn uncovered(
