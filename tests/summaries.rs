@@ -6,15 +6,35 @@ mod common;
 
 use sift::eval::{mentions, Gold};
 use sift::summarize::prompts::Prompts;
-use sift::summarize::{Lang, Method, Summaries, Summarizer};
+use sift::summarize::{Event, Lang, Method, Summaries, Summarizer};
 
+/// The summaries of `text`, checked to be what was streamed: each language's sentences, shown one
+/// at a time as they were admitted (a Korean summary's last only once joined), are its final ones.
 fn summarize(text: &str, langs: &[Lang]) -> Summaries {
     let encoder = common::encoder();
     let mut model = common::summarizer().lock().unwrap();
     let summarizer = Summarizer::new(&mut model, Prompts::builtin().unwrap()).unwrap();
-    summarizer
-        .summarize(&mut model, encoder, text, langs, &mut |_| {})
-        .unwrap()
+    let mut streamed: Vec<(Lang, String)> = Vec::new();
+    let out = summarizer
+        .summarize(&mut model, encoder, text, langs, &mut |event| {
+            if let Event::Sentence(lang, s) = event {
+                streamed.push((lang, s.to_string()));
+            }
+        })
+        .unwrap();
+    for s in &out.summaries {
+        let shown: Vec<&str> = streamed
+            .iter()
+            .filter(|(lang, _)| *lang == s.lang)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        assert_eq!(
+            shown, s.sentences,
+            "{:?}: streamed and final differ",
+            s.lang
+        );
+    }
+    out
 }
 
 fn gold(name: &str) -> Gold {
