@@ -103,7 +103,7 @@ pub fn packed(
             break;
         }
         let s = plain[i].trim();
-        // `고, ` in place of `다. `: one character more.
+        // The sentence and its space (`다.` becomes `고,`, no longer), and one to spare.
         let n = s.chars().count() + 2;
         if chars + n > limits.max_chars || !new_to(&said, s, has_body, grounding, Lang::Ko) {
             continue;
