@@ -2041,31 +2041,21 @@ fn unavailable(lang: Lang, rejected: Vec<Rejected>) -> Summary {
 /// summary becomes an extractive one; a partial one becomes mixed.
 fn complete(summary: &mut Summary, plain: &[&str], centrality: &[f32], grounding: &Grounding) {
     let limits = Limits::for_lang(summary.lang);
-    let mut order: Vec<usize> = (0..plain.len()).collect();
-    order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
     let mut chars = summary.text.chars().count();
     let mut added: Vec<usize> = Vec::new();
     let has_body = plain.iter().any(|s| is_body(s));
-    for i in order {
+    for i in pack::by_centrality(centrality) {
         if summary.sentences.len() + added.len() == limits.max_sentences {
             break;
         }
         let s = plain[i].trim();
-        // A headline is no sentence of a summary (`수입 전기차도 강세`).
-        if has_body && !is_body(s) {
-            continue;
-        }
         let n = s.chars().count() + usize::from(chars > 0);
-        // A byline or a dateline is not a summary sentence: ask for a few words at least.
-        if s.split_whitespace().count() < 3 || chars + n > limits.max_chars {
+        if chars + n > limits.max_chars {
             continue;
         }
         let mut earlier = summary.sentences.clone();
         earlier.extend(added.iter().map(|&j| plain[j].trim().to_string()));
-        if earlier.iter().any(|e| similarity(e, s) >= COVERED) {
-            continue;
-        }
-        if grounding.check(s, summary.lang, true, &earlier).is_err() {
+        if !pack::new_to(&earlier, s, has_body, grounding, summary.lang) {
             continue;
         }
         chars += n;

@@ -135,16 +135,24 @@ pub fn packed(
 }
 
 /// Indices of the article's sentences, the most central first.
-fn by_centrality(centrality: &[f32]) -> Vec<usize> {
+pub(super) fn by_centrality(centrality: &[f32]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..centrality.len()).collect();
     order.sort_by(|&a, &b| centrality[b].total_cmp(&centrality[a]));
     order
 }
 
-/// Whether the article sentence `s` may be added to a summary that says `said`: a body sentence
-/// (when the article has any) of three words or more, one sentence, not covered by what is said
-/// ([`COVERED`]), and passing the checks in `lang`, the article's language.
-fn new_to(said: &[String], s: &str, has_body: bool, grounding: &Grounding, lang: Lang) -> bool {
+/// Whether the article sentence `s` may be added to a summary that says `said` (by joining, or by
+/// [`super::complete`]): a body sentence when the article has any (a headline is no sentence of a
+/// summary: `수입 전기차도 강세`), of three words or more (not a byline or a dateline), one sentence
+/// ([`runs_on`]), not covered by what is said ([`COVERED`]), and passing the checks in `lang`, the
+/// article's language.
+pub(super) fn new_to(
+    said: &[String],
+    s: &str,
+    has_body: bool,
+    grounding: &Grounding,
+    lang: Lang,
+) -> bool {
     (!has_body || is_body(s))
         && s.split_whitespace().count() >= 3
         && !runs_on(s)
