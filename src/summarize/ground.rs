@@ -1148,6 +1148,83 @@ pub fn korean_renderings(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The spans of time an English `text` counts with the way Korean writes them (`35-hour = 35시간`,
+/// `3 weeks = 3주`), each as `(as written, Korean)`, for the
+/// translations' lists: the small model wrote a `35-hour week` as `35일 주`, and a number in the
+/// wrong unit passes every check on numbers.
+pub fn korean_spans(text: &str) -> Vec<(String, String)> {
+    const UNITS: [(&str, &str); 10] = [
+        ("hours", "시간"),
+        ("hour", "시간"),
+        // `10일` alone reads as a date, the 10th.
+        ("days", "일간"),
+        ("day", "일간"),
+        ("weeks", "주"),
+        ("week", "주"),
+        ("months", "개월"),
+        ("month", "개월"),
+        ("years", "년"),
+        ("year", "년"),
+    ];
+    let mut out: Vec<(String, String)> = Vec::new();
+    for n in numbers_in(text) {
+        let after = &text[n.end..];
+        let gap = match after.chars().next() {
+            Some(c @ (' ' | '-')) => c.len_utf8(),
+            _ => 0,
+        };
+        let rest = &after[gap..];
+        let Some((word, korean)) = UNITS.iter().find(|(w, _)| {
+            rest.len() >= w.len()
+                && rest.is_char_boundary(w.len())
+                && rest[..w.len()].eq_ignore_ascii_case(w)
+                && !rest[w.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic())
+        }) else {
+            continue;
+        };
+        let end = n.end + gap + word.len();
+        // An age (`38-year-old`) the model writes right, and listed it strayed (`38세 이상인`).
+        if text[end..].starts_with("-old") || text[end..].starts_with(" old") {
+            continue;
+        }
+        let start = n.end - n.raw.len();
+        let pair = (text[start..end].to_string(), format!("{}{korean}", n.raw));
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
+/// The months and weekdays an English `text` names with the way Korean writes them (`Tuesday = 화요일`,
+/// `July = 7월`), each as `(the word as written, Korean)`, for the translations' lists: the small
+/// model made `Tuesday night` into `토스케이드 밤`. Both ways are licensed by the article's date.
+pub fn korean_dates(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for word in latin_words(text) {
+        let lower = word.to_lowercase();
+        let korean = match (
+            MONTHS.iter().position(|m| *m == lower),
+            WEEKDAYS_EN.iter().position(|d| *d == lower),
+        ) {
+            // A month only with its capital (`may`, `march` are verbs).
+            (Some(m), _) if word.starts_with(|c: char| c.is_ascii_uppercase()) => {
+                format!("{}월", m + 1)
+            }
+            (_, Some(d)) => WEEKDAYS_KO[d].to_string(),
+            _ => continue,
+        };
+        let pair = (word.to_string(), korean);
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
 /// The quantity that starts at `numbers[0]`: its value, how many numbers it spans, and where its
 /// last scale word ends.
 fn quantity_at(text: &str, numbers: &[Number]) -> Option<(u64, usize, usize)> {
@@ -1955,6 +2032,36 @@ mod tests {
                 &["이재용 회장은 저커버그를 만났다.".into()]
             ),
             Err(Violation::Repeated)
+        );
+    }
+
+    #[test]
+    fn spans_of_time_are_listed_as_korean_writes_them() {
+        let pair = |e: &str, k: &str| (e.to_string(), k.to_string());
+        assert_eq!(
+            korean_spans(
+                "A 35-hour week, 3 weeks on; the 38-year-old paid $2 billion over 10 years, 2 daylong \
+                 talks and a 4-day strike."
+            ),
+            [
+                pair("35-hour", "35시간"),
+                pair("3 weeks", "3주"),
+                pair("10 years", "10년"),
+                pair("4-day", "4일간"),
+            ],
+            "an age is left to the model, and days are a span, not a date"
+        );
+    }
+
+    #[test]
+    fn weekdays_and_months_are_listed_as_korean_writes_them() {
+        let pair = |e: &str, k: &str| (e.to_string(), k.to_string());
+        assert_eq!(
+            korean_dates(
+                "On Tuesday night the council met; prices may rise in July, as on Tuesday."
+            ),
+            [pair("Tuesday", "화요일"), pair("July", "7월")],
+            "each once, and the verb `may` is no month"
         );
     }
 

@@ -757,7 +757,8 @@ impl Summarizer {
         }
         // A name with no Korean spelling that sounds like it is listed as the article writes it: the
         // model copies it rather than guessing one (`쿼리웨이드 하비드` for Hawaiian Holdings), and a
-        // name in Latin letters is still the article's name.
+        // name in Latin letters is still the article's name. Its words that a spelling or a term
+        // gives in Hangul are listed in Hangul ([`with_korean_parts`]).
         let unspelled = unspelled_names(&lists, &first.text, &glossary);
         // Terms of the beat the model would translate on its own, wrongly (rice = 쌀, not 빵),
         // unless a name says them; the extras' too (each sentence is listed only those it holds).
@@ -775,18 +776,35 @@ impl Summarizer {
             })
             .map(|(english, korean)| (english.to_string(), korean.to_string()))
             .collect();
+        let spelled: Vec<(String, String)> = glossary
+            .iter()
+            .map(|e| (e.target.clone(), e.source.clone()))
+            .chain(terms.iter().cloned())
+            .collect();
         let names: Vec<(String, String)> = glossary
             .iter()
             .map(|e| (e.target.clone(), e.source.clone()))
-            .chain(unspelled.into_iter().map(|name| (name.clone(), name)))
+            .chain(
+                unspelled
+                    .into_iter()
+                    .map(|name| (name.clone(), with_korean_parts(&name, &spelled))),
+            )
+            // Quantities, weekdays and months, and spans of time, as Korean writes them.
             .chain(ground::korean_renderings(&first.text))
+            .chain(ground::korean_dates(&first.text))
+            .chain(ground::korean_spans(&first.text))
             .collect();
-        // An extra's own quantities follow the summary's, so its prompt opens as theirs do.
-        let extra_names: Vec<(String, String)> = names
-            .iter()
-            .cloned()
-            .chain(ground::korean_renderings(&extras.join(" ")))
-            .collect();
+        // An extra's own quantities and dates follow the summary's, so its prompt opens as theirs do.
+        let mut extra_names = names.clone();
+        for pair in ground::korean_renderings(&extras.join(" "))
+            .into_iter()
+            .chain(ground::korean_dates(&extras.join(" ")))
+            .chain(ground::korean_spans(&extras.join(" ")))
+        {
+            if !extra_names.contains(&pair) {
+                extra_names.push(pair);
+            }
+        }
         let listed = |sentence: &str| {
             let names = match extras.iter().any(|e| e == sentence) {
                 true => &extra_names,
@@ -1799,13 +1817,49 @@ fn unspelled_names(text: &str, source: &str, spelled: &[GlossaryEntry]) -> Vec<S
     out
 }
 
+/// `name`, a name listed as the article writes it, with the words that an entry of `spelled`
+/// (`English`, `한국어`) gives in Hangul put in Korean: `Tropical Storm Debby` is listed as `열대성
+/// 폭풍 Debby`, where listing it whole in Latin letters beside `tropical storm = 열대성 폭풍` had the
+/// model write the term and drop the name.
+fn with_korean_parts(name: &str, spelled: &[(String, String)]) -> String {
+    let mut words: Vec<String> = name.split_whitespace().map(str::to_string).collect();
+    let mut entries: Vec<&(String, String)> = spelled
+        .iter()
+        .filter(|(_, korean)| korean.chars().any(ground::is_hangul))
+        .collect();
+    // The longest first: `Gulf Coast` before `Coast`.
+    entries.sort_by_key(|(english, _)| std::cmp::Reverse(english.split_whitespace().count()));
+    for (english, korean) in entries {
+        let part: Vec<String> = english.split_whitespace().map(str::to_lowercase).collect();
+        let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
+        if part.is_empty() || part.len() >= lower.len() {
+            continue;
+        }
+        if let Some(at) = lower.windows(part.len()).position(|w| w == part.as_slice()) {
+            words.splice(at..at + part.len(), [korean.clone()]);
+        }
+    }
+    words.join(" ")
+}
+
 /// Whether the Korean side of `entry` can be the sound of its English name: the whole name, or for a
 /// name of several words its first word (알래스카 항공 for Alaska Air: the rest may be translated).
 fn korean_spelling_holds(entry: &GlossaryEntry) -> bool {
     let first = |s: &str| s.split_whitespace().next().unwrap_or_default().to_string();
+    // Word for word, a later word may be translated (항공 for Air), not misspelled (보르스 for the
+    // Brooks of Maya Brooks = 마이야 보르스).
+    let (korean, english): (Vec<&str>, Vec<&str>) = (
+        entry.source.split_whitespace().collect(),
+        entry.target.split_whitespace().collect(),
+    );
+    let misspelled = korean.len() == english.len()
+        && korean.iter().zip(&english).skip(1).any(|(k, e)| {
+            !romanize::sounds_alike(k, e) && romanize::garbled_distance(k, e).is_some()
+        });
     romanize::sounds_alike(&entry.source, &entry.target)
-        || (entry.source.contains(' ')
-            && entry.target.contains(' ')
+        || (korean.len() > 1
+            && english.len() > 1
+            && !misspelled
             && romanize::sounds_alike(&first(&entry.source), &first(&entry.target)))
 }
 
@@ -2599,6 +2653,47 @@ mod tests {
             unspelled_names(answer, text, &spelled),
             ["Barcelona", "FDA", "Hawaiian Holdings"],
             "spelled names, lower-case words and names the text lacks are left out"
+        );
+    }
+
+    #[test]
+    fn a_name_listed_as_written_has_its_spelled_parts_in_korean() {
+        let pair = |e: &str, k: &str| (e.to_string(), k.to_string());
+        let spelled = [
+            pair("tropical storm", "열대성 폭풍"),
+            pair("Florida", "플로리다"),
+            pair("City Council", "City Council"),
+        ];
+        assert_eq!(
+            with_korean_parts("Tropical Storm Debby", &spelled),
+            "열대성 폭풍 Debby"
+        );
+        assert_eq!(
+            with_korean_parts("Millbrook City Council", &spelled),
+            "Millbrook City Council",
+            "a part listed in Latin letters stays"
+        );
+        assert_eq!(
+            with_korean_parts("Florida", &spelled),
+            "Florida",
+            "a whole name is not its own part"
+        );
+    }
+
+    #[test]
+    fn a_korean_spelling_of_several_words_misspells_none() {
+        let entry = |k: &str, e: &str| GlossaryEntry {
+            source: k.to_string(),
+            target: e.to_string(),
+        };
+        assert!(korean_spelling_holds(&entry("아미트 메타", "Amit Mehta")));
+        assert!(korean_spelling_holds(&entry(
+            "알래스카 항공 그룹",
+            "Alaska Air Group"
+        )));
+        assert!(
+            !korean_spelling_holds(&entry("마이야 보르스", "Maya Brooks")),
+            "a later word misspelled"
         );
     }
 
