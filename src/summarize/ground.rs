@@ -1121,6 +1121,82 @@ pub fn english_quantities(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The spans of time and weekdays a Korean `text` names with the way English writes them (`넉 달 =
+/// four months`, `3주 = 3 weeks`, `30분 = 30 minutes`, `월요일 = Monday`), each as `(as written,
+/// English)`, for the translations' lists: the model made the seed's `넉 달 만에` (after four months)
+/// into `nine months`. A count of years is one below 100 (`2024년` is a year, not a span).
+pub fn english_spans(text: &str) -> Vec<(String, String)> {
+    const NATIVE: [(&str, &str); 6] = [
+        ("한 달", "one month"),
+        ("두 달", "two months"),
+        ("석 달", "three months"),
+        ("세 달", "three months"),
+        ("넉 달", "four months"),
+        ("네 달", "four months"),
+    ];
+    const UNITS: [(&str, &str); 6] = [
+        ("시간", "hour"),
+        ("분", "minute"),
+        ("일간", "day"),
+        ("주", "week"),
+        ("개월", "month"),
+        ("년", "year"),
+    ];
+    // What may follow a span: a particle or a word of time, not the rest of another word (`분기`,
+    // `주택`, `년도`).
+    const AFTER: [&str; 19] = [
+        "간", "만", "째", "동안", "이", "가", "을", "를", "은", "는", "의", "에", "도", "씩",
+        "마다", "전", "후", "내", "로",
+    ];
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut push = |pair: (String, String)| {
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    };
+    for (korean, english) in NATIVE {
+        if text
+            .match_indices(korean)
+            .any(|(at, _)| !text[..at].chars().next_back().is_some_and(is_hangul))
+        {
+            push((korean.to_string(), english.to_string()));
+        }
+    }
+    for n in numbers_in(text) {
+        let rest = &text[n.end..];
+        let Some((unit, english)) = UNITS.iter().find(|(u, _)| rest.starts_with(u)) else {
+            continue;
+        };
+        let tail = &rest[unit.len()..];
+        let ends = !tail.chars().next().is_some_and(is_hangul)
+            || AFTER.iter().any(|a| tail.starts_with(a));
+        let Ok(value) = n.digits.parse::<f64>() else {
+            continue;
+        };
+        if !ends || (*unit == "년" && value >= 100.0) || n.raw.contains(',') {
+            continue;
+        }
+        let plural = if value == 1.0 { "" } else { "s" };
+        push((
+            format!("{}{unit}", n.raw),
+            format!("{} {english}{plural}", n.raw),
+        ));
+    }
+    for (ko, en) in WEEKDAYS_KO.iter().zip(WEEKDAYS_EN) {
+        if text.contains(ko) {
+            let mut chars = en.chars();
+            let title: String = chars
+                .next()
+                .map(|c| c.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+                .collect();
+            push((ko.to_string(), title));
+        }
+    }
+    out
+}
+
 /// The English quantities of `text` written with a scale word, each with its Korean rendering
 /// (`1.9 billion` = `19억`, `6.2 million` = `620만`, `1.3 trillion` = `1.3조`): the Korean side is one of
 /// the conversions the checks allow, so a translator given it need not do the arithmetic.
@@ -1149,9 +1225,8 @@ pub fn korean_renderings(text: &str) -> Vec<(String, String)> {
 }
 
 /// The spans of time an English `text` counts with the way Korean writes them (`35-hour = 35시간`,
-/// `3 weeks = 3주`), each as `(as written, Korean)`, for the
-/// translations' lists: the small model wrote a `35-hour week` as `35일 주`, and a number in the
-/// wrong unit passes every check on numbers.
+/// `3 weeks = 3주`), each as `(as written, Korean)`, for the translations' lists: the small model
+/// wrote a `35-hour week` as `35일 주`, and a number in the wrong unit passes every check on numbers.
 pub fn korean_spans(text: &str) -> Vec<(String, String)> {
     const UNITS: [(&str, &str); 10] = [
         ("hours", "시간"),
@@ -2050,6 +2125,26 @@ mod tests {
                 pair("4-day", "4일간"),
             ],
             "an age is left to the model, and days are a span, not a date"
+        );
+    }
+
+    #[test]
+    fn korean_spans_of_time_and_weekdays_are_listed_as_english_writes_them() {
+        let pair = |k: &str, e: &str| (k.to_string(), e.to_string());
+        assert_eq!(
+            english_spans(
+                "넉 달 만에 만났다. 3주 연속 올랐고 30분 간격, 1시간마다, 징역 15년을 선고했다. \
+                 2024년 3분기 주택 5주년, 월요일에 열린다."
+            ),
+            [
+                pair("넉 달", "four months"),
+                pair("3주", "3 weeks"),
+                pair("30분", "30 minutes"),
+                pair("1시간", "1 hour"),
+                pair("15년", "15 years"),
+                pair("월요일", "Monday"),
+            ],
+            "a year, a quarter and an anniversary are no spans"
         );
     }
 

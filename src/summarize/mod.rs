@@ -614,8 +614,16 @@ impl Summarizer {
             .map(|e| (e.source.clone(), e.target.clone()))
             .chain(ground::english_quantities(&first.text))
             .collect();
-        let listed =
-            |sentence: &str| listing_with_terms(&names, &terms, &terms::in_korean(sentence));
+        // A sentence's own spans of time, listed beside it alone: listed beside every sentence,
+        // the seed's `넉 달 = four months` went into all three translations.
+        let listed = |sentence: &str| {
+            let names: Vec<(String, String)> = names
+                .iter()
+                .cloned()
+                .chain(ground::english_spans(sentence))
+                .collect();
+            listing_with_terms(&names, &terms, &terms::in_korean(sentence))
+        };
         // English writes no Hangul: a Korean phrase left as it stands sinks the sentence.
         let classes = [Class::Digits, Class::Hangul];
         let ask = |sentence: &str, bans: &[Ban], run: &mut Run, model: &mut TextModel| {
