@@ -1148,17 +1148,21 @@ pub fn english_spans(text: &str) -> Vec<(String, String)> {
         "간", "만", "째", "동안", "이", "가", "을", "를", "은", "는", "의", "에", "도", "씩",
         "마다", "전", "후", "내", "로",
     ];
+    let ends = |tail: &str| {
+        !tail.chars().next().is_some_and(is_hangul) || AFTER.iter().any(|a| tail.starts_with(a))
+    };
     let mut out: Vec<(String, String)> = Vec::new();
     let mut push = |pair: (String, String)| {
         if !out.contains(&pair) {
             out.push(pair);
         }
     };
+    // A whole word (not the `한 달` of `한 달러`, a dollar).
     for (korean, english) in NATIVE {
-        if text
-            .match_indices(korean)
-            .any(|(at, _)| !text[..at].chars().next_back().is_some_and(is_hangul))
-        {
+        if text.match_indices(korean).any(|(at, _)| {
+            !text[..at].chars().next_back().is_some_and(is_hangul)
+                && ends(&text[at + korean.len()..])
+        }) {
             push((korean.to_string(), english.to_string()));
         }
     }
@@ -1167,9 +1171,7 @@ pub fn english_spans(text: &str) -> Vec<(String, String)> {
         let Some((unit, english)) = UNITS.iter().find(|(u, _)| rest.starts_with(u)) else {
             continue;
         };
-        let tail = &rest[unit.len()..];
-        let ends = !tail.chars().next().is_some_and(is_hangul)
-            || AFTER.iter().any(|a| tail.starts_with(a));
+        let ends = ends(&rest[unit.len()..]);
         let Ok(value) = n.digits.parse::<f64>() else {
             continue;
         };
@@ -2134,7 +2136,7 @@ mod tests {
         assert_eq!(
             english_spans(
                 "넉 달 만에 만났다. 3주 연속 올랐고 30분 간격, 1시간마다, 징역 15년을 선고했다. \
-                 2024년 3분기 주택 5주년, 월요일에 열린다."
+                 2024년 3분기 주택 5주년, 한 달러에, 월요일에 열린다."
             ),
             [
                 pair("넉 달", "four months"),
@@ -2144,7 +2146,7 @@ mod tests {
                 pair("15년", "15 years"),
                 pair("월요일", "Monday"),
             ],
-            "a year, a quarter and an anniversary are no spans"
+            "a year, a quarter, an anniversary and a dollar are no spans"
         );
     }
 

@@ -784,14 +784,13 @@ impl Summarizer {
             })
             .map(|(english, korean)| (english.to_string(), korean.to_string()))
             .collect();
-        let spelled: Vec<(String, String)> = glossary
+        let listed_names: Vec<(String, String)> = glossary
             .iter()
             .map(|e| (e.target.clone(), e.source.clone()))
-            .chain(terms.iter().cloned())
             .collect();
-        let names: Vec<(String, String)> = glossary
-            .iter()
-            .map(|e| (e.target.clone(), e.source.clone()))
+        let spelled: Vec<(String, String)> = listed_names.iter().chain(&terms).cloned().collect();
+        let names: Vec<(String, String)> = listed_names
+            .into_iter()
             .chain(
                 unspelled
                     .into_iter()
@@ -804,10 +803,11 @@ impl Summarizer {
             .collect();
         // An extra's own quantities and dates follow the summary's, so its prompt opens as theirs do.
         let mut extra_names = names.clone();
-        for pair in ground::korean_renderings(&extras.join(" "))
+        let extra_text = extras.join(" ");
+        for pair in ground::korean_renderings(&extra_text)
             .into_iter()
-            .chain(ground::korean_dates(&extras.join(" ")))
-            .chain(ground::korean_spans(&extras.join(" ")))
+            .chain(ground::korean_dates(&extra_text))
+            .chain(ground::korean_spans(&extra_text))
         {
             if !extra_names.contains(&pair) {
                 extra_names.push(pair);
