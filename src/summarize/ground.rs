@@ -47,19 +47,21 @@ pub enum Violation {
     Script { share_percent: u32 },
     /// Not a sentence of the summary (a heading such as "Summary:", or nothing but punctuation).
     NotContent,
+    /// A translation names what the sentence it translates does not, though the article may: `Bank
+    /// of Korea` in the translation of a sentence about four commercial banks.
+    NotInSentence(Box<Violation>),
 }
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(what) = self.subject() {
+            return write!(f, "{what} is not in the article");
+        }
         match self {
-            Violation::Number(n) => write!(f, "number {n} is not in the article"),
-            Violation::Percent(n) => write!(f, "percentage {n}% is not in the article"),
-            Violation::Amount(a) => write!(f, "amount {a} is not in the article"),
-            Violation::Currency(c) => write!(f, "currency {c} is not in the article"),
-            Violation::Duration(d) => write!(f, "span of time {d} is not in the article"),
-            Violation::Date(d) => write!(f, "date word {d} is not in the article"),
-            Violation::Name(n) => write!(f, "name {n} is not in the article"),
-            Violation::Word(w) => write!(f, "word {w} is not in the article"),
+            Violation::NotInSentence(inner) => match inner.subject() {
+                Some(what) => write!(f, "{what} is not in the sentence it translates"),
+                None => write!(f, "{inner}"),
+            },
             Violation::Letter(c) => write!(f, "letter {c} is of a script the article does not use"),
             Violation::Untranslated(c) => write!(f, "Hangul {c} is left untranslated"),
             Violation::Repeated => write!(f, "repeats an earlier sentence"),
@@ -69,12 +71,37 @@ impl std::fmt::Display for Violation {
                     "only {share_percent}% of its letters are in the summary's script"
                 )
             }
-            Violation::NotContent => write!(f, "not a summary sentence"),
+            // `NotContent`; the others have a subject and were written above.
+            _ => write!(f, "not a summary sentence"),
         }
     }
 }
 
 impl Violation {
+    /// What a violation of something missing from its source refuses (`number 14`), for its
+    /// message; `None` for the others.
+    fn subject(&self) -> Option<String> {
+        Some(match self {
+            Violation::Number(n) => format!("number {n}"),
+            Violation::Percent(n) => format!("percentage {n}%"),
+            Violation::Amount(a) => format!("amount {a}"),
+            Violation::Currency(c) => format!("currency {c}"),
+            Violation::Duration(d) => format!("span of time {d}"),
+            Violation::Date(d) => format!("date word {d}"),
+            Violation::Name(n) => format!("name {n}"),
+            Violation::Word(w) => format!("word {w}"),
+            _ => return None,
+        })
+    }
+
+    /// The violation itself, or the one a [`Violation::NotInSentence`] wraps.
+    pub fn inner(&self) -> &Violation {
+        match self {
+            Violation::NotInSentence(inner) => inner,
+            other => other,
+        }
+    }
+
     /// Where in `sentence` (a byte offset) the refused word, number or letter starts, for a
     /// violation that points at one; `None` for the others (a repeat, the script share).
     pub fn at(&self, sentence: &str) -> Option<usize> {
@@ -131,6 +158,7 @@ impl Violation {
                 word(w).or_else(|| sentence.find(w.as_str()))
             }
             Violation::Letter(c) | Violation::Untranslated(c) => sentence.find(*c),
+            Violation::NotInSentence(inner) => inner.at(sentence),
             Violation::Repeated | Violation::Script { .. } | Violation::NotContent => None,
         }
     }
@@ -688,6 +716,7 @@ impl Grounding {
     /// Korean weekdays) the article does not name: what a model asked again may not put in its
     /// place. Nothing for other refusals.
     pub fn unnamed_like(&self, refusal: &Violation) -> Vec<String> {
+        let refusal = refusal.inner();
         if let Violation::Currency(_) = refusal {
             // Another currency the article does not use is no better (won, then yen).
             return CURRENCIES

@@ -587,6 +587,9 @@ impl Summarizer {
         glossary.extend(mended_entries(&lists, &first.text, &glossary));
         // A famous name given to another body (금융위원회 = Federal Reserve Board) is no spelling.
         glossary.retain(|e| !exonyms::misnamed(&e.source, &e.target));
+        // A Korean name's Latin letters are part of its English one (`SK하이닉스` = SK Hynix); one
+        // that loses them is another name (`J리그` = La Liga, not J.League).
+        glossary.retain(|e| latin_kept(&e.source, &e.target));
         // Places and bodies whose names do not sound alike (독일 = Germany) or are too short to tell
         // by their sound (서울 = Seoul): the table's, in place of the model's (which listed 서울 as
         // `Seoul Metropolitan Government` in a story about the weather).
@@ -1544,8 +1547,11 @@ fn garbled_span(korean: &str, name: &str, most: usize) -> Option<(usize, usize)>
 /// sentence's own (it wrote `Bank of Korea` for 하나은행, named in another sentence).
 fn bodies_held(lang: Lang, sentence: &str, text: &str) -> Result<(), Violation> {
     match lang {
-        Lang::En => exonyms::body_not_in(sentence, text)
-            .map_or(Ok(()), |name| Err(Violation::Name(name.to_string()))),
+        Lang::En => exonyms::body_not_in(sentence, text).map_or(Ok(()), |name| {
+            Err(Violation::NotInSentence(Box::new(Violation::Name(
+                name.to_string(),
+            ))))
+        }),
         Lang::Ko => Ok(()),
     }
 }
@@ -1576,7 +1582,7 @@ fn without_refused(
         };
         let at = refusal.at(&answer.text)?;
         let name = matches!(
-            refusal,
+            refusal.inner(),
             Violation::Name(_) | Violation::Date(_) | Violation::Untranslated(_)
         );
         let cut = cut::without(&answer.text, at, lang, name)?;
@@ -1869,6 +1875,33 @@ fn korean_spelling_holds(entry: &GlossaryEntry) -> bool {
             && english.len() > 1
             && !misspelled
             && romanize::sounds_alike(&first(&entry.source), &first(&entry.target)))
+}
+
+/// Whether every run of Latin letters written onto Hangul in the Korean name `source` (`SK하이닉스`,
+/// `J리그`, `KB국민`) stands in its English spelling `target`, in either case. A run standing apart
+/// (`리플(XRP)`, `빅테크 CEO`, or a name wholly in Latin letters such as `KAMA`) is not the
+/// name's own spelling, and the entry is judged as before.
+fn latin_kept(source: &str, target: &str) -> bool {
+    let target = target.to_ascii_lowercase();
+    let chars: Vec<char> = source.chars().collect();
+    let mut at = 0;
+    while at < chars.len() {
+        if !chars[at].is_ascii_alphabetic() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < chars.len() && chars[at].is_ascii_alphabetic() {
+            at += 1;
+        }
+        let touches = (start > 0 && ground::is_hangul(chars[start - 1]))
+            || chars.get(at).is_some_and(|&c| ground::is_hangul(c));
+        let run: String = chars[start..at].iter().collect();
+        if touches && !target.contains(&run.to_ascii_lowercase()) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Whether the English side of `entry` may stand for its Korean side. Words the model's vocabulary
@@ -2853,11 +2886,35 @@ mod tests {
     }
 
     #[test]
+    fn a_korean_names_latin_letters_stay_in_its_english_spelling() {
+        assert!(!latin_kept("J리그", "La Liga"));
+        assert!(latin_kept("J리그", "J.League"));
+        assert!(latin_kept("SK하이닉스", "SK Hynix"));
+        assert!(latin_kept("KB국민·신한", "kb Kookmin and Shinhan"));
+        assert!(!latin_kept("KB국민은행", "Kookmin Bank"));
+        assert!(latin_kept("삼성전자", "Samsung Electronics"));
+        // Letters standing apart are not the name's own.
+        assert!(latin_kept(
+            "KAMA",
+            "Korean Automobile Mobility Industry Association"
+        ));
+        assert!(latin_kept("리플(XRP)", "Ripple"));
+        assert!(latin_kept("글로벌 빅테크 CEO", "global big tech"));
+    }
+
+    #[test]
     fn a_body_named_beyond_its_sentence_is_refused_at_the_name() {
         let korean = "KB국민·신한·하나·우리은행 등 4대 은행의 금리가 내렸다.";
         let english = "KB Bank, Shinhan Bank, Bank of Korea and Woori Bank cut rates.";
         let refusal = bodies_held(Lang::En, korean, english).unwrap_err();
-        assert_eq!(refusal, Violation::Name("Bank of Korea".into()));
+        assert_eq!(
+            refusal,
+            Violation::NotInSentence(Box::new(Violation::Name("Bank of Korea".into())))
+        );
+        assert_eq!(
+            refusal.to_string(),
+            "name Bank of Korea is not in the sentence it translates"
+        );
         assert_eq!(refusal.at(english), english.find("Bank of Korea"));
         assert!(bodies_held(
             Lang::En,
