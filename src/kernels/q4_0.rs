@@ -204,10 +204,18 @@ impl Q8Rows {
             .for_each(|(r, (((qs, lo), d), corr))| {
                 let x = row(r);
                 #[cfg(target_arch = "x86_64")]
-                if super::level() == Some(super::Level::Avx512) {
+                match super::level() {
                     // SAFETY: the features are there; the slices are one row each.
-                    unsafe { avx512_q4::quantize_row(x, qs, lo, d, corr) };
-                    return;
+                    Some(super::Level::Avx512) => {
+                        unsafe { avx512_q4::quantize_row(x, qs, lo, d, corr) };
+                        return;
+                    }
+                    // SAFETY: as above.
+                    Some(super::Level::Avx2) => {
+                        unsafe { avx2_q4::quantize_row(x, qs, lo, d, corr) };
+                        return;
+                    }
+                    None => {}
                 }
                 quantize_row(x, qs, lo, d, corr)
             });
@@ -603,6 +611,88 @@ mod avx2_q4 {
 
     const R: usize = TILE_ROWS;
 
+    /// 32 values of four vectors as 32 bytes in order (each value fits a byte: no saturation).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn bytes(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+        // Packing works within 128-bit lanes: the 4-byte groups come out as a, b, c, d of the low
+        // lane, then of the high one.
+        let abcd = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+        _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    }
+
+    /// As the scalar [`super::quantize_row`], bit for bit (`cvtps` rounds to nearest even, as
+    /// `round_ties_even` does), four vectors to a block.
+    ///
+    /// # Safety
+    /// AVX2; `x` is whole blocks, `qs` (and `lo` unless empty) as long as `x`, `d` and `corr` one
+    /// value a block.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn quantize_row(
+        x: &[f32],
+        qs: &mut [i8],
+        lo: &mut [i8],
+        d: &mut [f32],
+        corr: &mut [i32],
+    ) {
+        let precise = !lo.is_empty();
+        let sign = _mm256_set1_ps(-0.0);
+        for b in 0..x.len() / QB {
+            let p = x.as_ptr().add(b * QB);
+            let v = [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ];
+            let abs = |v: __m256| _mm256_andnot_ps(sign, v);
+            let m8 = _mm256_max_ps(
+                _mm256_max_ps(abs(v[0]), abs(v[1])),
+                _mm256_max_ps(abs(v[2]), abs(v[3])),
+            );
+            let m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps::<1>(m8));
+            let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps::<1>(m2, m2)));
+            let q = qs.as_mut_ptr().add(b * QB) as *mut __m256i;
+            if amax == 0.0 {
+                _mm256_storeu_si256(q, _mm256_setzero_si256());
+                if precise {
+                    _mm256_storeu_si256(
+                        lo.as_mut_ptr().add(b * QB) as *mut __m256i,
+                        _mm256_setzero_si256(),
+                    );
+                }
+                d[b] = 0.0;
+                corr[b] = 0;
+                continue;
+            }
+            let (scale, inv) = super::block_scales(amax, precise);
+            let inv = _mm256_set1_ps(inv);
+            let i = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, inv)));
+            let s8 = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+            let s4 = _mm_add_epi32(
+                _mm256_castsi256_si128(s8),
+                _mm256_extracti128_si256::<1>(s8),
+            );
+            let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+            let sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32::<1>(s2)));
+            if precise {
+                let half = _mm256_set1_epi32(128);
+                let h = i.map(|i| _mm256_srai_epi32::<8>(_mm256_add_epi32(i, half)));
+                let l = [0, 1, 2, 3].map(|j| _mm256_sub_epi32(i[j], _mm256_slli_epi32::<8>(h[j])));
+                _mm256_storeu_si256(q, bytes(h[0], h[1], h[2], h[3]));
+                _mm256_storeu_si256(
+                    lo.as_mut_ptr().add(b * QB) as *mut __m256i,
+                    bytes(l[0], l[1], l[2], l[3]),
+                );
+            } else {
+                _mm256_storeu_si256(q, bytes(i[0], i[1], i[2], i[3]));
+            }
+            d[b] = scale;
+            corr[b] = -8 * sum;
+        }
+    }
+
     /// As `avx512_q4::task`, one group of 16 columns (two vectors) at a time.
     ///
     /// # Safety
@@ -770,7 +860,9 @@ mod tests {
 
     #[test]
     fn quantized_rows_are_close_and_exact_at_the_maximum() {
-        let x = noise(3 * 64, 9);
+        let mut x = noise(3 * 64, 9);
+        // A block of zeros (its step is 0), quantized like any other by every body.
+        x[64..96].fill(0.0);
         for precise in [false, true] {
             let q = Q8Rows::quantize(&x, 3, 64, precise);
             let step = if precise { 65024.0 } else { 254.0 };
