@@ -243,17 +243,12 @@ impl Q8Rows {
 pub fn quantize_row(x: &[f32], qs: &mut [i8], lo: &mut [i8], d: &mut [f32], corr: &mut [i32]) {
     let precise = !lo.is_empty();
     for (b, x) in x.chunks_exact(QB).enumerate() {
-        let qs = &mut qs[b * QB..(b + 1) * QB];
         let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         if amax == 0.0 {
-            qs.fill(0);
-            if precise {
-                lo[b * QB..(b + 1) * QB].fill(0);
-            }
-            d[b] = 0.0;
-            corr[b] = 0;
+            zero_block(qs, lo, d, corr, b);
             continue;
         }
+        let qs = &mut qs[b * QB..(b + 1) * QB];
         let (scale, inv) = block_scales(amax, precise);
         let mut sum = 0i32;
         for (j, &v) in x.iter().enumerate() {
@@ -270,6 +265,16 @@ pub fn quantize_row(x: &[f32], qs: &mut [i8], lo: &mut [i8], d: &mut [f32], corr
         d[b] = scale;
         corr[b] = -8 * sum;
     }
+}
+
+/// Block `b` of a quantized row as zeros: a block of zeros has no step.
+fn zero_block(qs: &mut [i8], lo: &mut [i8], d: &mut [f32], corr: &mut [i32], b: usize) {
+    qs[b * QB..(b + 1) * QB].fill(0);
+    if !lo.is_empty() {
+        lo[b * QB..(b + 1) * QB].fill(0);
+    }
+    d[b] = 0.0;
+    corr[b] = 0;
 }
 
 /// The step and its inverse for a block whose largest magnitude is `amax`.
@@ -563,19 +568,11 @@ mod avx512_q4 {
             let v0 = _mm512_loadu_ps(p);
             let v1 = _mm512_loadu_ps(p.add(16));
             let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-            let q = qs.as_mut_ptr().add(b * QB);
             if amax == 0.0 {
-                _mm256_storeu_si256(q as *mut _, _mm256_setzero_si256());
-                if precise {
-                    _mm256_storeu_si256(
-                        lo.as_mut_ptr().add(b * QB) as *mut _,
-                        _mm256_setzero_si256(),
-                    );
-                }
-                d[b] = 0.0;
-                corr[b] = 0;
+                super::zero_block(qs, lo, d, corr, b);
                 continue;
             }
+            let q = qs.as_mut_ptr().add(b * QB);
             let (scale, inv) = super::block_scales(amax, precise);
             let inv = _mm512_set1_ps(inv);
             let i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, inv));
@@ -653,19 +650,11 @@ mod avx2_q4 {
             let m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps::<1>(m8));
             let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_shuffle_ps::<1>(m2, m2)));
-            let q = qs.as_mut_ptr().add(b * QB) as *mut __m256i;
             if amax == 0.0 {
-                _mm256_storeu_si256(q, _mm256_setzero_si256());
-                if precise {
-                    _mm256_storeu_si256(
-                        lo.as_mut_ptr().add(b * QB) as *mut __m256i,
-                        _mm256_setzero_si256(),
-                    );
-                }
-                d[b] = 0.0;
-                corr[b] = 0;
+                super::zero_block(qs, lo, d, corr, b);
                 continue;
             }
+            let q = qs.as_mut_ptr().add(b * QB) as *mut __m256i;
             let (scale, inv) = super::block_scales(amax, precise);
             let inv = _mm256_set1_ps(inv);
             let i = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, inv)));
