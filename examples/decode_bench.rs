@@ -5,7 +5,8 @@
 //! REPS times; it prints the fastest and the median step. On a shared machine the fastest is the
 //! least disturbed, which makes small changes visible that whole-run tokens/s hide in noise. A third
 //! argument `writable` first keeps only the output tokens a summary may write, as the summarizer
-//! does (`sift::summarize::writable`).
+//! does (`sift::summarize::writable`). `SIFT_STEP_TOKENS=N` runs N tokens per step with every
+//! position's logits, as a check of guessed tokens does (prompt-lookup decoding), instead of one.
 
 use std::time::Instant;
 
@@ -19,6 +20,8 @@ fn main() {
     let context: usize = args.get(1).map_or(1657, |s| s.parse().unwrap());
     let reps: usize = args.get(2).map_or(40, |s| s.parse().unwrap());
     let writable = args.get(3).is_some_and(|a| a == "writable");
+    // The thread pool as the `sift` binary sets it up.
+    sift::device::init_cpu_threads(None);
     let home = std::env::var("SIFT_HOME")
         .unwrap_or_else(|_| format!("{}/.cache/sift", std::env::var("HOME").unwrap()));
     let path = format!(
@@ -50,7 +53,12 @@ fn main() {
         model.forward(&input, 0).unwrap();
     }
     let prefill = t.elapsed().as_secs_f64();
-    let one = Tensor::new(&[1234u32], &Device::Cpu)
+    let width: usize = std::env::var("SIFT_STEP_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let step: Vec<u32> = (0..width as u32).map(|i| 1234 + i).collect();
+    let one = Tensor::new(step.as_slice(), &Device::Cpu)
         .unwrap()
         .unsqueeze(0)
         .unwrap();
@@ -58,14 +66,17 @@ fn main() {
     let cpu0 = cpu_seconds();
     for _ in 0..reps {
         let t = Instant::now();
-        model.forward(&one, context).unwrap();
+        match width {
+            1 => drop(model.forward(&one, context).unwrap()),
+            _ => drop(model.forward_all(&one, context).unwrap()),
+        }
         times.push(t.elapsed().as_secs_f64());
         model.truncate(context).unwrap();
     }
     let cpu = (cpu_seconds() - cpu0) / reps as f64;
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "context {context}, threads {}, prefill {prefill:.2} s; decode step over {reps}: fastest {:.2} ms, median {:.2} ms, CPU time {:.2} ms per step",
+        "context {context}, {width} token(s) per step, threads {}, prefill {prefill:.2} s; decode step over {reps}: fastest {:.2} ms, median {:.2} ms, CPU time {:.2} ms per step",
         rayon::current_num_threads(),
         times[0] * 1e3,
         times[reps / 2] * 1e3,

@@ -10,13 +10,7 @@ use cli::{Cli, Command, ModelsCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.global.threads {
-        // candle's CPU kernels size their work from RAYON_NUM_THREADS; set it before any pool starts.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
-    }
+    sift::device::init_cpu_threads(cli.global.threads);
     match run(&cli) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),

@@ -77,6 +77,13 @@ pub fn run(
     // Counted as load time: only what the wait for the chat model adds.
     let t = Instant::now();
     let (chat_name, loading) = chat?;
+    // Waiting, this thread (one of the pool's) runs the pool's pending work: the loader's
+    // parallel parts must not wait on it.
+    while !loading.is_finished() {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
     let (mut model, summarizer) = loading.join().expect("the chat model's loader panicked")?;
     load_s += t.elapsed().as_secs_f64();
     eprintln!(
