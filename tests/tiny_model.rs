@@ -1,6 +1,7 @@
 //! Mechanics of loading and generation on a tiny model made in the test: stop tokens, the token budget,
 //! KV-cache reset between documents and reuse of a shared prompt opening, cached decoding equal to
-//! recomputation, streaming and seeding, and several generations decoded together.
+//! recomputation, streaming and seeding, several generations decoded together, and prompt openings
+//! kept on disk.
 
 #[path = "common/tiny.rs"]
 mod tiny;
@@ -8,6 +9,7 @@ mod tiny;
 use std::ops::ControlFlow;
 
 use candle_core::Device;
+use sift::generate::openings::OpeningStore;
 use sift::generate::{GenerateOptions, Sampling, StopReason, TextModel};
 
 fn load(seed: u64, eos: Option<u32>) -> (TextModel, tempfile::TempDir) {
@@ -228,6 +230,7 @@ fn copy_filter_lets_only_the_articles_numbers_through() {
             ignore_stop_tokens: true,
             lookahead: 0,
             reuse_cache: false,
+            opening: 0,
         };
         let mut filter = CopyFilter::new(&grounding, &tokens, &[Class::Digits]);
         let g = model
@@ -553,4 +556,101 @@ fn a_parked_cache_serves_a_later_prompt_that_opens_like_it() {
     model.forget();
     run(&mut model, &other, &reuse);
     assert_eq!(run(&mut model, &later, &reuse).prompt_tokens, later.len());
+}
+
+#[test]
+fn a_prompt_opening_kept_on_disk_gives_the_same_answer_and_is_not_run_again() {
+    let (mut model, dir) = load(15, None);
+    let gguf = dir.path().join("tiny.gguf");
+    let kept = dir.path().join("openings");
+    model.keep_openings(OpeningStore::new(kept.clone(), &gguf));
+    let prompt = model
+        .encode("the hat the cat sat on the mat and the zebra ran")
+        .unwrap();
+    let opening = 5;
+    assert!(prompt.len() > opening + 2);
+    let opts = GenerateOptions {
+        opening,
+        ..budget(8)
+    };
+    let files = || std::fs::read_dir(&kept).map_or(0, |d| d.count());
+    // No store: the opening runs on its own, the answer is the one of a whole-prompt run.
+    let plain = run(&mut load(15, None).0, &prompt, &budget(8));
+    let apart = run(&mut load(15, None).0, &prompt, &opts);
+    assert_eq!(apart.tokens, plain.tokens);
+    assert_eq!(apart.prompt_tokens, prompt.len());
+    // The first run with the store runs every token and keeps the opening.
+    let first = run(&mut model, &prompt, &opts);
+    assert_eq!(first.prompt_tokens, prompt.len());
+    assert_eq!(first.tokens, plain.tokens);
+    assert_eq!(files(), 1);
+    // Later runs, in this model or another loaded from the file, read it instead.
+    model.forget();
+    let again = run(&mut model, &prompt, &opts);
+    assert_eq!(again.prompt_tokens, prompt.len() - opening);
+    assert_eq!(again.tokens, plain.tokens);
+    let (mut other, _other_dir) = load(15, None);
+    other.keep_openings(OpeningStore::new(kept.clone(), &gguf));
+    let read = run(&mut other, &prompt, &opts);
+    assert_eq!(read.prompt_tokens, prompt.len() - opening);
+    assert_eq!(read.tokens, plain.tokens);
+    // Another opening is another file.
+    model.forget();
+    let shorter = GenerateOptions {
+        opening: opening - 1,
+        ..budget(8)
+    };
+    assert_eq!(run(&mut model, &prompt, &shorter).tokens, plain.tokens);
+    assert_eq!(files(), 2);
+    // A damaged file is a miss: the opening is run again, the answer unchanged, the file rewritten.
+    for entry in std::fs::read_dir(&kept).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    model.forget();
+    let damaged = run(&mut model, &prompt, &opts);
+    assert_eq!(damaged.prompt_tokens, prompt.len());
+    assert_eq!(damaged.tokens, plain.tokens);
+    model.forget();
+    assert_eq!(
+        run(&mut model, &prompt, &opts).prompt_tokens,
+        prompt.len() - opening
+    );
+}
+
+#[test]
+fn a_cache_written_as_bytes_reads_back_to_the_same_numbers() {
+    use sift::generate::qwen2::Qwen2;
+    use sift::generate::CausalLm;
+    let (model, dir) = load(16, None);
+    let path = dir.path().join("tiny.gguf");
+    let open = || {
+        let mut file = std::fs::File::open(&path).unwrap();
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+        Qwen2::from_gguf(&content, &mut file, &Device::Cpu).unwrap()
+    };
+    let prompt = model.encode("the hat the cat sat on the mat").unwrap();
+    let tensor = |ids: &[u32]| {
+        candle_core::Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    };
+    let (mut a, mut b) = (open(), open());
+    a.forward(&tensor(&prompt[..5]), 0).unwrap();
+    let bytes = a.cache_bytes(5).unwrap();
+    assert!(a.cache_bytes(6).is_none());
+    // Too few bytes, or too many, are refused.
+    assert!(!b.restore_cache(5, &bytes[..bytes.len() - 2]).unwrap());
+    assert!(!b.restore_cache(4, &bytes).unwrap());
+    assert!(b.restore_cache(5, &bytes).unwrap());
+    let rest = tensor(&prompt[5..]);
+    let want = a.forward_all(&rest, 5).unwrap().unwrap();
+    let got = b.forward_all(&rest, 5).unwrap().unwrap();
+    let (want, got) = (
+        want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+    );
+    assert_eq!(want, got);
 }

@@ -82,6 +82,52 @@ impl KvCache {
         }
     }
 
+    /// The first `len` positions as bytes (f16, little-endian): for each key/value head, the key
+    /// tiles that hold them, then their values. [`Self::read_bytes`] reads them back.
+    pub fn write_bytes(&self, len: usize, out: &mut Vec<u8>) {
+        debug_assert!(len <= self.capacity);
+        let (d, cap) = (self.dim, self.capacity);
+        let tiled = len.next_multiple_of(TILE);
+        for g in 0..self.kv_heads {
+            let keys = &self.keys[g * cap * d..(g * cap + tiled) * d];
+            let values = &self.values[g * cap * d..(g * cap + len) * d];
+            for x in keys.iter().chain(values) {
+                out.extend_from_slice(&x.to_bits().to_le_bytes());
+            }
+        }
+    }
+
+    /// Bytes [`Self::write_bytes`] wrote for `len` positions.
+    pub fn byte_len(&self, len: usize) -> usize {
+        self.kv_heads * (len.next_multiple_of(TILE) + len) * self.dim * 2
+    }
+
+    /// Makes this cache hold the `len` positions of `bytes` (from [`Self::write_bytes`]); returns
+    /// the bytes after them, or `None` (and holds nothing trustworthy) when there are too few.
+    pub fn read_bytes<'b>(&mut self, len: usize, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        let need = self.byte_len(len);
+        if bytes.len() < need {
+            return None;
+        }
+        self.reserve(len);
+        let (d, cap) = (self.dim, self.capacity);
+        let tiled = len.next_multiple_of(TILE);
+        let mut halves = bytes[..need]
+            .chunks_exact(2)
+            .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])));
+        for g in 0..self.kv_heads {
+            let keys = &mut self.keys[g * cap * d..(g * cap + tiled) * d];
+            for (to, from) in keys.iter_mut().zip(&mut halves) {
+                *to = from;
+            }
+            let values = &mut self.values[g * cap * d..(g * cap + len) * d];
+            for (to, from) in values.iter_mut().zip(&mut halves) {
+                *to = from;
+            }
+        }
+        Some(&bytes[need..])
+    }
+
     /// Stores `n` positions from `pos` on: `k` and `v` are `[n][kv head][dim]`.
     fn write(&mut self, pos: usize, n: usize, k: &[f32], v: &[f32]) {
         self.reserve(pos + n);

@@ -13,6 +13,7 @@
 
 pub mod attention;
 pub mod chat;
+pub mod openings;
 pub mod qwen2;
 
 use std::ops::ControlFlow;
@@ -24,6 +25,7 @@ use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
 use chat::{ChatTemplate, Message};
+use openings::OpeningStore;
 
 /// A causal language model as the loop sees it. Architectures plug in here.
 pub trait CausalLm: Send {
@@ -64,6 +66,17 @@ pub trait CausalLm: Send {
     fn forward_batch(&mut self, _tokens: &[u32], _seqs: &[usize]) -> candle_core::Result<Tensor> {
         candle_core::bail!("this model decodes one sequence at a time")
     }
+    /// The keys and values cached for the first `len` positions of the sequence in use, as bytes
+    /// that [`restore_cache`](Self::restore_cache) reads back in a model loaded from the same file;
+    /// `None` when the architecture or device cannot.
+    fn cache_bytes(&self, _len: usize) -> Option<Vec<u8>> {
+        None
+    }
+    /// Makes the sequence in use hold the `len` positions of `bytes` (from
+    /// [`cache_bytes`](Self::cache_bytes)); `false` (and an empty sequence) when they do not fit.
+    fn restore_cache(&mut self, _len: usize, _bytes: &[u8]) -> candle_core::Result<bool> {
+        Ok(false)
+    }
     /// Computes the logits of the tokens `ids` only (sorted, distinct); every other token's logit
     /// is minus infinity from then on. `false` when the architecture cannot.
     fn keep_outputs(&mut self, _ids: &[u32]) -> candle_core::Result<bool> {
@@ -102,6 +115,10 @@ pub struct GenerateOptions {
     /// summation order, so a caller that turns this on calls [`TextModel::forget`] at the start of each
     /// document, and a document's results stay the same whatever ran before it.
     pub reuse_cache: bool,
+    /// How many of the prompt's first tokens are the same on every document (a template's
+    /// instructions and worked examples). They are run on their own, and with a store
+    /// ([`TextModel::keep_openings`]) read from it instead when it holds them. 0: none.
+    pub opening: usize,
 }
 
 impl Default for GenerateOptions {
@@ -113,6 +130,7 @@ impl Default for GenerateOptions {
             // With the token chosen, 8 rows: one pass of the products' row tile.
             lookahead: 7,
             reuse_cache: false,
+            opening: 0,
         }
     }
 }
@@ -212,6 +230,8 @@ pub struct TextModel {
     cached: Vec<u32>,
     /// Earlier caches kept aside ([`Self::park`]): the sequence holding each and its tokens.
     parked: Vec<(usize, Vec<u32>)>,
+    /// Where prompt openings are kept ([`GenerateOptions::opening`]).
+    openings: Option<OpeningStore>,
 }
 
 /// Sequences from this one on hold parked caches; a batch uses those below it.
@@ -236,7 +256,13 @@ impl TextModel {
             device,
             cached: Vec::new(),
             parked: Vec::new(),
+            openings: None,
         }
+    }
+
+    /// Keeps prompt openings ([`GenerateOptions::opening`]) in `store`, and reads them from it.
+    pub fn keep_openings(&mut self, store: OpeningStore) {
+        self.openings = Some(store);
     }
 
     /// Empties the KV cache, so the next prompt is prefilled whole even with
@@ -369,7 +395,7 @@ impl TextModel {
         }
         let mut speculate = opts.lookahead > 0 && opts.sampling == Sampling::Greedy;
         let start = Instant::now();
-        let (mut logits, from) = self.prefill(prompt, opts.reuse_cache)?;
+        let (mut logits, held) = self.prefill(prompt, opts.reuse_cache, opts.opening)?;
         let prefill_s = start.elapsed().as_secs_f64();
         let mut seq = Decoding::new(prompt, opts.sampling);
         // Guessed tokens already run through the model, each with the logits that follow it.
@@ -426,7 +452,7 @@ impl TextModel {
         self.keep_cached(seq.context.clone());
         let decode_s = (start.elapsed().as_secs_f64() - seq.ttft(start)).max(0.0);
         let mut generation = self.finish(seq, start, on_text)?;
-        generation.prompt_tokens = prompt.len() - from;
+        generation.prompt_tokens = prompt.len() - held;
         generation.prefill_s = prefill_s;
         generation.decode_s = decode_s;
         generation.confirmed_guesses = confirmed;
@@ -479,8 +505,8 @@ impl TextModel {
         for (i, request) in requests.iter().enumerate() {
             let began = Instant::now();
             let prompt = &request.prompt;
-            let (logits, from) = match i {
-                0 => self.prefill(prompt, opts.reuse_cache)?,
+            let (logits, held) = match i {
+                0 => self.prefill(prompt, opts.reuse_cache, opts.opening)?,
                 _ => {
                     // The opening shared with the first prompt is copied from its cache.
                     let shared = common_prefix(prompt, &first).min(prompt.len() - 1);
@@ -491,7 +517,7 @@ impl TextModel {
                     (last_logits(self.lm.forward(&input, shared)?)?, shared)
                 }
             };
-            prefilled.push((prompt.len() - from, began.elapsed().as_secs_f64()));
+            prefilled.push((prompt.len() - held, began.elapsed().as_secs_f64()));
             all_logits.push(Some(logits));
             seqs.push(Decoding::new(prompt, opts.sampling));
         }
@@ -543,8 +569,10 @@ impl TextModel {
 
     /// Runs `prompt` through the model and returns the logits after it, with how many of its
     /// tokens the cache already held (`reuse`: the part that opened the previous prompt too; at
-    /// least the last token is run, for the logits after it).
-    fn prefill(&mut self, prompt: &[u32], reuse: bool) -> Result<(Tensor, usize)> {
+    /// least the last token is run, for the logits after it). The first `opening` tokens, when the
+    /// cache does not hold them, run on their own or come from the store (see
+    /// [`GenerateOptions::opening`]); read from the store, they count as held.
+    fn prefill(&mut self, prompt: &[u32], reuse: bool, opening: usize) -> Result<(Tensor, usize)> {
         let mut shared = match reuse {
             true => common_prefix(&self.cached, prompt),
             false => 0,
@@ -564,14 +592,41 @@ impl TextModel {
             shared = len;
         }
         self.lm.select(0)?;
-        let from = if shared > 0 && self.lm.truncate(shared).is_ok() {
+        let mut from = if shared > 0 && self.lm.truncate(shared).is_ok() {
             shared
         } else {
             self.lm.reset();
             0
         };
+        let mut held = from;
+        // The opening every document shares runs on its own (or comes from the store), so what
+        // follows it gets the same numbers whether the store held it or not.
+        let opening = opening.min(prompt.len() - 1);
+        if from < opening && self.lm.batches() {
+            let tokens = &prompt[..opening];
+            let stored = self
+                .openings
+                .as_ref()
+                .is_some_and(|store| store.load(&mut *self.lm, tokens));
+            if stored {
+                held = opening;
+            } else {
+                self.lm.reset();
+                let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+                self.lm.forward(&input, 0)?;
+                if let Some(store) = &self.openings {
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    if let Err(e) = store.save(&*self.lm, tokens) {
+                        WARNED.call_once(|| {
+                            eprintln!("sift: warning: cannot keep prompt openings on disk (each run computes them again): {e}");
+                        });
+                    }
+                }
+            }
+            from = opening;
+        }
         let input = Tensor::new(&prompt[from..], &self.device)?.unsqueeze(0)?;
-        Ok((last_logits(self.lm.forward(&input, from)?)?, from))
+        Ok((last_logits(self.lm.forward(&input, from)?)?, held))
     }
 
     /// Chooses `seq`'s next token from `logits` (narrowed by `filter`) and streams its text.
@@ -704,7 +759,7 @@ impl Decoding {
 }
 
 /// How many tokens `a` and `b` open with alike.
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 

@@ -565,6 +565,44 @@ impl CausalLm for Qwen2 {
         Ok(())
     }
 
+    fn cache_bytes(&self, len: usize) -> Option<Vec<u8>> {
+        let seq = self.active;
+        if !self.batches() || len > self.lens[seq] {
+            return None;
+        }
+        let mut out = Vec::new();
+        for layer in &self.layers {
+            let Cache::Cpu(cache) = &layer.caches[seq] else {
+                return None;
+            };
+            cache.write_bytes(len, &mut out);
+        }
+        Some(out)
+    }
+
+    fn restore_cache(&mut self, len: usize, bytes: &[u8]) -> Result<bool> {
+        let seq = self.active;
+        self.lens[seq] = 0;
+        if !self.batches() {
+            return Ok(false);
+        }
+        let mut rest = bytes;
+        for layer in &mut self.layers {
+            let Cache::Cpu(cache) = &mut layer.caches[seq] else {
+                return Ok(false);
+            };
+            match cache.read_bytes(len, rest) {
+                Some(after) => rest = after,
+                None => return Ok(false),
+            }
+        }
+        if !rest.is_empty() {
+            return Ok(false);
+        }
+        self.lens[seq] = len;
+        Ok(true)
+    }
+
     fn select(&mut self, seq: usize) -> Result<()> {
         if seq >= self.lens.len() {
             candle_core::bail!("there is no sequence {seq}");

@@ -11,6 +11,7 @@ use candle_core::Device;
 
 use crate::encode::Encoder;
 use crate::error::{Error, Result};
+use crate::generate::openings::OpeningStore;
 use crate::generate::TextModel;
 use manifest::{Format, Manifest, Role};
 use store::ModelStore;
@@ -24,7 +25,12 @@ pub fn load_summarizer(
     expect_role(manifest, Role::Summarizer)?;
     let paths = store.resolve(manifest)?;
     match manifest.format {
-        Format::Gguf => gguf::load_chat_model(&paths[0], &manifest.architecture, device),
+        Format::Gguf => {
+            let mut model = gguf::load_chat_model(&paths[0], &manifest.architecture, device)?;
+            let openings = store.home.join("openings").join(&manifest.name);
+            model.keep_openings(OpeningStore::new(openings, &paths[0]));
+            Ok(model)
+        }
         other => Err(unsupported(manifest, other)),
     }
 }

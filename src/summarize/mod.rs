@@ -459,8 +459,8 @@ impl Summarizer {
     ) -> Result<Generation> {
         let tokens = model.chat_prompt(&prompt.render(values))?;
         let mut filter = CopyFilter::new(grounding, &self.tokens, classes).banning(bans);
-        let generation =
-            model.generate_filtered(&tokens, &step_options(prompt), Some(&mut filter), on_text)?;
+        let opts = step_options(model, prompt, &tokens)?;
+        let generation = model.generate_filtered(&tokens, &opts, Some(&mut filter), on_text)?;
         report(tokens.len(), &generation, run);
         Ok(generation)
     }
@@ -490,6 +490,10 @@ impl Summarizer {
             .map(|text| move |piece: &str| first_sentence(text, piece))
             .collect();
         let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        let opts = match prompts.first() {
+            Some(first) => step_options(model, prompt, first)?,
+            None => return Ok(Vec::new()),
+        };
         let requests = prompts
             .into_iter()
             .zip(&mut filters)
@@ -500,7 +504,7 @@ impl Summarizer {
                 on_text,
             })
             .collect();
-        let generations = model.generate_batch(requests, &step_options(prompt))?;
+        let generations = model.generate_batch(requests, &opts)?;
         for (length, generation) in lengths.into_iter().zip(&generations) {
             report(length, generation, run);
         }
@@ -1258,15 +1262,18 @@ impl Summarizer {
     }
 }
 
-/// Decoding options for a step with `prompt`.
-fn step_options(prompt: &Prompt) -> GenerateOptions {
-    GenerateOptions {
+/// Decoding options for a step with `prompt`, rendered as `tokens`.
+fn step_options(model: &TextModel, prompt: &Prompt, tokens: &[u32]) -> Result<GenerateOptions> {
+    let opening = model.chat_prompt(&prompt.opening())?;
+    Ok(GenerateOptions {
         max_new_tokens: prompt.max_new_tokens,
         // Steps whose prompts open alike (the same instructions and worked example) run that
         // opening once per document.
         reuse_cache: true,
+        // ... and the template's part before its first placeholder once for every document.
+        opening: crate::generate::common_prefix(tokens, &opening),
         ..GenerateOptions::default()
-    }
+    })
 }
 
 /// Adds a step's generation (from a prompt of `prompt_tokens`) to `run`, and shows it with

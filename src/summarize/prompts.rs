@@ -59,6 +59,21 @@ impl Prompt {
             rest = &rest[open + 1..];
         }
         user.push_str(rest);
+        self.chat(user)
+    }
+
+    /// The chat up to the user message's first placeholder: what the step's prompt opens with on
+    /// every document.
+    pub fn opening(&self) -> Vec<Message> {
+        let fixed = self
+            .user
+            .find('{')
+            .map_or(self.user.as_str(), |at| &self.user[..at]);
+        self.chat(fixed.to_string())
+    }
+
+    /// The system message, the worked examples, then `user`.
+    fn chat(&self, user: String) -> Vec<Message> {
         let mut chat = vec![Message::new(Role::System, self.system.clone())];
         for e in &self.examples {
             chat.push(Message::new(Role::User, e.user.clone()));
