@@ -115,6 +115,15 @@ impl Qwen2 {
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
+        Self::from_tensors(ct, &mut |name| ct.tensor(reader, name, device), device)
+    }
+
+    /// The network of `ct`'s metadata, each tensor made by `tensor` from its name.
+    pub fn from_tensors(
+        ct: &gguf_file::Content,
+        tensor: &mut dyn FnMut(&str) -> Result<QTensor>,
+        device: &Device,
+    ) -> Result<Self> {
         let md = |key: &str| match ct.metadata.get(key) {
             Some(v) => Ok(v),
             None => candle_core::bail!("the GGUF has no `{key}`"),
@@ -130,7 +139,6 @@ impl Qwen2 {
             .unwrap_or(10_000.0);
         let head_dim = hidden / heads;
 
-        let mut tensor = |name: &str| ct.tensor(reader, name, device);
         let embed = Embed::new(tensor("token_embd.weight")?, hidden, device)?;
         let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
         // Models with tied embeddings have no output matrix of their own.

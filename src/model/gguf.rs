@@ -3,9 +3,10 @@
 //! GGUF files carry their vocabulary, merges and token types but no `tokenizer.json`, and our machines
 //! cannot reach the hub for one; so the byte-level BPE tokenizer is assembled here with the `tokenizers`
 //! crate from `tokenizer.ggml.*`, with the pre-tokenizer that `tokenizer.ggml.pre` names. No Python runs.
+//! The file is memory-mapped while it loads ([`mapped_tensor`]).
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Cursor};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -53,7 +54,11 @@ pub fn load_chat_model_with(
     forward: Forward,
 ) -> Result<TextModel> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    // SAFETY: the mapping lives only while the model loads and every tensor is copied out of it;
+    // a model file is not written while sift reads it (the store renames finished files into
+    // place and never rewrites one).
+    let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let mut reader = Cursor::new(&mapped[..]);
     let content = Content::read(&mut reader).map_err(|e| Error::format(path, e))?;
     let found = metadata_str(&content, "general.architecture").unwrap_or_default();
     if found != architecture {
@@ -68,8 +73,12 @@ pub fn load_chat_model_with(
     let chat = ChatTemplate::detect(&template, &tokenizer).map_err(|e| Error::format(path, e))?;
     let lm: Box<dyn CausalLm> = match architecture {
         "qwen2" if forward == Forward::Native => Box::new(
-            crate::generate::qwen2::Qwen2::from_gguf(&content, &mut reader, device)
-                .map_err(|e| Error::format(path, e))?,
+            crate::generate::qwen2::Qwen2::from_tensors(
+                &content,
+                &mut |name| mapped_tensor(&content, &mapped, name, device),
+                device,
+            )
+            .map_err(|e| Error::format(path, e))?,
         ),
         "qwen2" => Box::new(Qwen2(
             quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, device)
@@ -89,6 +98,49 @@ pub fn load_chat_model_with(
         chat,
         device.clone(),
     ))
+}
+
+/// The tensor `name` of the GGUF `content`, from the file `mapped` into memory: its bytes are
+/// copied once, straight into the tensor's blocks, then the mapped pages are let go. Candle's
+/// reader first reads each tensor into a fresh buffer of bytes: on 2 cores, loading the chat model
+/// alone took 1.45-1.73 s that way and 1.10-1.19 s this way (`sift bench`, a 9-token prompt,
+/// three alternating rounds with an evaluation running beside them), peak memory 1.21 and 1.20
+/// GB. Letting the pages go keeps them out of the process's resident memory, which otherwise
+/// counted the whole file on top of the copies (peak 2.30 GB).
+fn mapped_tensor(
+    content: &Content,
+    mapped: &memmap2::Mmap,
+    name: &str,
+    device: &Device,
+) -> candle_core::Result<candle_core::quantized::QTensor> {
+    let Some(info) = content.tensor_infos.get(name) else {
+        candle_core::bail!("cannot find tensor info for {name}")
+    };
+    let dtype = info.ggml_dtype;
+    let elems = info.shape.elem_count();
+    if !elems.is_multiple_of(dtype.block_size()) {
+        candle_core::bail!("{name}: {elems} values are not whole {dtype:?} blocks");
+    }
+    let size = elems / dtype.block_size() * dtype.type_size();
+    let start = usize::try_from(content.tensor_data_offset.saturating_add(info.offset))
+        .unwrap_or(usize::MAX);
+    let Some(data) = mapped.get(start..start.saturating_add(size)) else {
+        candle_core::bail!(
+            "{name} needs {size} bytes at offset {start}, the file has {}",
+            mapped.len()
+        )
+    };
+    let tensor = candle_core::quantized::ggml_file::qtensor_from_ggml(
+        dtype,
+        data,
+        info.shape.dims().to_vec(),
+        device,
+    );
+    // SAFETY: nothing borrows these bytes any more (the tensor holds its own copy); the pages
+    // are file-backed, so a later read of them would only fault them in again.
+    let _ =
+        unsafe { mapped.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, size) };
+    tensor
 }
 
 /// Only the tokenizer of the GGUF at `path` (reads the metadata, not the weights).
