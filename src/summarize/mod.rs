@@ -1932,12 +1932,7 @@ fn spelling_holds(model: &TextModel, entry: &GlossaryEntry) -> bool {
 fn rare_words<'n>(model: &TextModel, name: &'n str) -> Vec<&'n str> {
     name.split(|c: char| c.is_whitespace() || c == '-' || c == '.')
         .filter(|w| w.starts_with(|c: char| c.is_ascii_uppercase()))
-        .filter(|w| {
-            is_acronym(w)
-                || model
-                    .encode_verbatim(&format!(" {w}"))
-                    .map_or(true, |t| t.len() > 1)
-        })
+        .filter(|w| is_acronym(w) || model.encode(&format!(" {w}")).map_or(true, |t| t.len() > 1))
         .collect()
 }
 
