@@ -12,8 +12,8 @@ use candle_core::Device;
 
 use crate::error::{Error, Result};
 
-/// Sets up the process's thread pool for the CPU products, with `threads` threads (default: one per
-/// core), the calling thread one of them. Call it once, before any model runs; a pool that already
+/// Sets up the process's thread pool for the CPU products, with `threads` threads (default:
+/// `RAYON_NUM_THREADS`, else one per core), the calling thread one of them. Call it once, before any model runs; a pool that already
 /// exists is kept. A decoding step runs a few hundred parallel products, and each one handed to the
 /// pool from a thread outside it put that thread to sleep and woke a worker: on 2 Zen 3 cores a
 /// step took 41.7-43.0 ms that way and 37.6-38.6 ms from inside (`examples/decode_bench`, context
@@ -24,9 +24,17 @@ pub fn init_cpu_threads(threads: Option<usize>) {
         // candle's CPU kernels size their work from RAYON_NUM_THREADS; set it before any pool starts.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    let n = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    // As rayon itself would: `RAYON_NUM_THREADS`, else one per core.
+    let n = threads
+        .or_else(|| {
+            std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&n| n > 0)
+        })
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
     let pool = rayon::ThreadPoolBuilder::new().num_threads(n);
     // With one thread there is nothing to hand over, and the calling thread would have to be
     // given every piece of work by hand.
