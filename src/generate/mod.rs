@@ -107,7 +107,8 @@ pub struct GenerateOptions {
     /// Greedy decoding only: how many tokens to guess ahead by copying what followed the latest
     /// tokens earlier in the prompt or output (prompt-lookup decoding). The model checks the guesses
     /// in one pass and keeps those it would have chosen itself, so the output is the same; 0 is off.
-    /// How many are guessed at a time depends on how well the latest tokens match ([`lookup_draft`]).
+    /// How many are guessed at a time depends on how many of the latest tokens match: one for
+    /// three, one more for each token beyond, at most this many.
     pub lookahead: usize,
     /// Start from what the cache still holds of the previous generation: the part of this prompt that
     /// opened the previous one too (several steps' prompts that begin alike) is not run again. Off, the

@@ -3,7 +3,8 @@
 //! GGUF files carry their vocabulary, merges and token types but no `tokenizer.json`, and our machines
 //! cannot reach the hub for one; so the byte-level BPE tokenizer is assembled here with the `tokenizers`
 //! crate from `tokenizer.ggml.*`, with the pre-tokenizer that `tokenizer.ggml.pre` names. No Python runs.
-//! The file is memory-mapped while it loads ([`mapped_tensor`]).
+//! The file is memory-mapped while it loads: each tensor is copied once into its blocks, then its
+//! pages are let go.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor};
