@@ -70,6 +70,42 @@ unsafe fn hsum(v: __m256) -> f32 {
 /// for Q4_K (its chunks are stored in the order 0, 2, 1, 3, 4, 6, 5, 7, which is its own inverse).
 const SLOT: [usize; 8] = [0, 2, 1, 3, 4, 6, 5, 7];
 
+/// Byte-shuffle masks that spread 16-bit lane `i` of a 128-bit half to all 8 of its lanes.
+#[allow(clippy::declare_interior_mutable_const)]
+const SCALE_SHUFFLE: [__m256i; 8] = {
+    let mut out = [[0u8; 32]; 8];
+    let mut i = 0;
+    while i < 8 {
+        let mut b = 0;
+        while b < 32 {
+            out[i][b] = (2 * i + b % 2) as u8;
+            b += 1;
+        }
+        i += 1;
+    }
+    // SAFETY: `[u8; 32]` and `__m256i` have the same size, and every bit pattern is valid.
+    unsafe { std::mem::transmute::<[[u8; 32]; 8], [__m256i; 8]>(out) }
+};
+
+/// Byte-shuffle masks for Q6_K chunk `c`: the low half's 16-bit lanes all take scale `2c`, the high
+/// half's scale `2c + 1`, from a vector holding scales `8 * (c / 4)..` in both halves.
+#[allow(clippy::declare_interior_mutable_const)]
+const Q6K_SCALE_SHUFFLE: [__m256i; 8] = {
+    let mut out = [[0u8; 32]; 8];
+    let mut c = 0;
+    while c < 8 {
+        let mut b = 0;
+        while b < 32 {
+            let scale = (2 * c + b / 16) % 8;
+            out[c][b] = (2 * scale + b % 2) as u8;
+            b += 1;
+        }
+        c += 1;
+    }
+    // SAFETY: as in `SCALE_SHUFFLE`.
+    unsafe { std::mem::transmute::<[[u8; 32]; 8], [__m256i; 8]>(out) }
+};
+
 #[target_feature(enable = "avx2,fma")]
 unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f32; MAX_ROWS]) {
     let mask = _mm256_set1_epi8(0x0F);
@@ -91,7 +127,11 @@ unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
         let m0 = u1 & K1;
         let s1 = (u2 & K2) | (((u0 >> 6) & K3) << 4);
         let s0 = u0 & K1;
-        let scales = (s0 as u64 | (s1 as u64) << 32).to_le_bytes();
+        // The 8 sub-scales as 16-bit lanes, in both halves; each chunk's is spread to every lane
+        // by one byte shuffle (a scalar broadcast took a move across to the vector unit as well).
+        let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(
+            (s0 as u64 | (s1 as u64) << 32) as i64,
+        )));
         // dmin * minimum per sub-block.
         let mins = _mm256_mul_ps(
             _mm256_set1_ps(dmin),
@@ -105,8 +145,8 @@ unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
             let q = _mm256_loadu_si256(blk.add(16 + 32 * j) as *const _);
             let lo = _mm256_and_si256(q, mask);
             let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
-            let sl = _mm256_set1_epi16(scales[2 * j] as i16);
-            let sh = _mm256_set1_epi16(scales[2 * j + 1] as i16);
+            let sl = _mm256_shuffle_epi8(scales, SCALE_SHUFFLE[2 * j]);
+            let sh = _mm256_shuffle_epi8(scales, SCALE_SHUFFLE[2 * j + 1]);
             let (pl, ph) = (32 * SLOT[2 * j], 32 * SLOT[2 * j + 1]);
             for (r, isum) in isum.iter_mut().enumerate() {
                 let ap = (*a.as_ptr().add(r * kb + b)).qs.as_ptr();
@@ -139,8 +179,12 @@ unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
         let blk = w.as_ptr().add(b * Q6K_BYTES);
         prefetch_block(blk.wrapping_add(PREFETCH), Q6K_BYTES);
         let d = f16_at(blk.add(208));
-        let raw: [i8; 16] = std::ptr::read_unaligned(blk.add(192) as *const [i8; 16]);
         let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(192) as *const _));
+        // Scales 0-7 and 8-15 as 16-bit lanes in both halves, for the per-chunk shuffles below.
+        let scales = [
+            _mm256_permute2x128_si256::<0x00>(sc, sc),
+            _mm256_permute2x128_si256::<0x11>(sc, sc),
+        ];
         // The values are stored +32: each row's sums start at -32 * sum(scale * activation sum
         // per 16).
         let mut isum = [_mm256_setzero_si256(); R];
@@ -177,10 +221,7 @@ unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
                 // Chunk c = 4h + k: its first 16 values take scale 2c, the next 16 scale 2c + 1,
                 // and `vpmaddubsw` keeps them in the low and high 128-bit lanes.
                 let c = 4 * h + k;
-                let sv = _mm256_setr_m128i(
-                    _mm_set1_epi16(raw[2 * c] as i16),
-                    _mm_set1_epi16(raw[2 * c + 1] as i16),
-                );
+                let sv = _mm256_shuffle_epi8(scales[c / 4], Q6K_SCALE_SHUFFLE[c]);
                 for (r, isum) in isum.iter_mut().enumerate() {
                     let ap = (*a.as_ptr().add(r * kb + b)).qs.as_ptr();
                     let av = _mm256_load_si256(ap.add(32 * c) as *const _);
