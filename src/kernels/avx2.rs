@@ -72,39 +72,30 @@ const SLOT: [usize; 8] = [0, 2, 1, 3, 4, 6, 5, 7];
 
 /// Byte-shuffle masks that spread 16-bit lane `i` of a 128-bit half to all 8 of its lanes.
 #[allow(clippy::declare_interior_mutable_const)]
-const SCALE_SHUFFLE: [__m256i; 8] = {
+const SCALE_SHUFFLE: [__m256i; 8] = scale_shuffles(false);
+
+/// Byte-shuffle masks for Q6_K chunk `c`: the low half's 16-bit lanes all take scale `2c`, the high
+/// half's scale `2c + 1`, from a vector holding scales `8 * (c / 4)..` in both halves.
+#[allow(clippy::declare_interior_mutable_const)]
+const Q6K_SCALE_SHUFFLE: [__m256i; 8] = scale_shuffles(true);
+
+/// Mask `i` spreads 16-bit lane `i` of each half (`q6k`: lane `2i mod 8` to the low half, lane
+/// `2i + 1 mod 8` to the high half).
+const fn scale_shuffles(q6k: bool) -> [__m256i; 8] {
     let mut out = [[0u8; 32]; 8];
     let mut i = 0;
     while i < 8 {
         let mut b = 0;
         while b < 32 {
-            out[i][b] = (2 * i + b % 2) as u8;
+            let lane = if q6k { (2 * i + b / 16) % 8 } else { i };
+            out[i][b] = (2 * lane + b % 2) as u8;
             b += 1;
         }
         i += 1;
     }
     // SAFETY: `[u8; 32]` and `__m256i` have the same size, and every bit pattern is valid.
     unsafe { std::mem::transmute::<[[u8; 32]; 8], [__m256i; 8]>(out) }
-};
-
-/// Byte-shuffle masks for Q6_K chunk `c`: the low half's 16-bit lanes all take scale `2c`, the high
-/// half's scale `2c + 1`, from a vector holding scales `8 * (c / 4)..` in both halves.
-#[allow(clippy::declare_interior_mutable_const)]
-const Q6K_SCALE_SHUFFLE: [__m256i; 8] = {
-    let mut out = [[0u8; 32]; 8];
-    let mut c = 0;
-    while c < 8 {
-        let mut b = 0;
-        while b < 32 {
-            let scale = (2 * c + b / 16) % 8;
-            out[c][b] = (2 * scale + b % 2) as u8;
-            b += 1;
-        }
-        c += 1;
-    }
-    // SAFETY: as in `SCALE_SHUFFLE`.
-    unsafe { std::mem::transmute::<[[u8; 32]; 8], [__m256i; 8]>(out) }
-};
+}
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn q4k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f32; MAX_ROWS]) {
