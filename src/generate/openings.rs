@@ -11,7 +11,7 @@
 //! build (the executable's size and modification time) and the CPU kernels in use. It holds the
 //! tokens too, checked on reading. Files are written whole under a temporary name and renamed; one
 //! that cannot be read or does not match is a miss, never an error, and a store that cannot be
-//! written is only slower.
+//! written is only slower. The oldest files go once a model has more than [`MAX_FILES`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -90,9 +90,34 @@ impl OpeningStore {
         file.write_all(&ids)?;
         file.write_all(&kv)?;
         file.persist(self.path(tokens)).map_err(|e| e.error)?;
+        self.prune();
         Ok(())
     }
+
+    /// Deletes the oldest files past [`MAX_FILES`]: each new sift build or model file names its
+    /// openings anew, and the old ones would otherwise stay for good.
+    fn prune(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "kv"))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .collect();
+        if files.len() <= MAX_FILES {
+            return;
+        }
+        files.sort();
+        for (_, path) in &files[..files.len() - MAX_FILES] {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
+
+/// Files kept per model (a summary of either language uses three or four openings; a few MB each).
+const MAX_FILES: usize = 32;
 
 /// A file's path, size and modification time, as text.
 fn stamp(path: &Path) -> String {
@@ -103,4 +128,29 @@ fn stamp(path: &Path) -> String {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     format!("{} {size} {modified}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_files_go_past_the_limit_and_nothing_else_is_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = OpeningStore::new(dir.path().to_path_buf(), Path::new("no-such-model.gguf"));
+        let base = std::time::SystemTime::now() - std::time::Duration::from_secs(10_000);
+        let file = |i: usize| dir.path().join(format!("{i:03}.kv"));
+        for i in 0..MAX_FILES + 5 {
+            let f = std::fs::File::create(file(i)).unwrap();
+            f.set_modified(base + std::time::Duration::from_secs(i as u64))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), "kept").unwrap();
+        store.prune();
+        let left: Vec<bool> = (0..MAX_FILES + 5).map(|i| file(i).exists()).collect();
+        // The five oldest are gone, the newest MAX_FILES stay; other files are not the store's.
+        assert!(left[..5].iter().all(|&e| !e));
+        assert!(left[5..].iter().all(|&e| e));
+        assert!(dir.path().join("notes.txt").exists());
+    }
 }
