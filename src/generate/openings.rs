@@ -11,7 +11,7 @@
 //! build (the executable's size and modification time) and the CPU kernels in use. It holds the
 //! tokens too, checked on reading. Files are written whole under a temporary name and renamed; one
 //! that cannot be read or does not match is a miss, never an error, and a store that cannot be
-//! written is only slower. The oldest files go once a model has more than [`MAX_FILES`].
+//! written is only slower. The oldest files go once a model has more than 32.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
