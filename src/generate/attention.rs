@@ -67,18 +67,26 @@ impl KvCache {
         self.capacity = cap;
     }
 
+    /// Where key/value head `g`'s first `len` positions lie: in `keys`, the whole tiles that hold
+    /// them; in `values`, their rows.
+    fn held(&self, g: usize, len: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (d, cap) = (self.dim, self.capacity);
+        let start = g * cap * d;
+        (
+            start..start + len.next_multiple_of(TILE) * d,
+            start..start + len * d,
+        )
+    }
+
     /// Makes this cache hold the first `len` positions of `src` (what it held before is dropped;
     /// its buffers are reused when they are large enough).
     pub fn copy_from(&mut self, src: &KvCache, len: usize) {
         debug_assert!(len <= src.capacity && (self.kv_heads, self.dim) == (src.kv_heads, src.dim));
         self.reserve(len);
-        let (d, to, from) = (self.dim, self.capacity, src.capacity);
-        let tiled = len.next_multiple_of(TILE);
         for g in 0..self.kv_heads {
-            self.keys[g * to * d..(g * to + tiled) * d]
-                .copy_from_slice(&src.keys[g * from * d..(g * from + tiled) * d]);
-            self.values[g * to * d..(g * to + len) * d]
-                .copy_from_slice(&src.values[g * from * d..(g * from + len) * d]);
+            let ((to_k, to_v), (from_k, from_v)) = (self.held(g, len), src.held(g, len));
+            self.keys[to_k].copy_from_slice(&src.keys[from_k]);
+            self.values[to_v].copy_from_slice(&src.values[from_v]);
         }
     }
 
@@ -86,43 +94,29 @@ impl KvCache {
     /// tiles that hold them, then their values. [`Self::read_bytes`] reads them back.
     pub fn write_bytes(&self, len: usize, out: &mut Vec<u8>) {
         debug_assert!(len <= self.capacity);
-        let (d, cap) = (self.dim, self.capacity);
-        let tiled = len.next_multiple_of(TILE);
         for g in 0..self.kv_heads {
-            let keys = &self.keys[g * cap * d..(g * cap + tiled) * d];
-            let values = &self.values[g * cap * d..(g * cap + len) * d];
-            for x in keys.iter().chain(values) {
+            let (keys, values) = self.held(g, len);
+            for x in self.keys[keys].iter().chain(&self.values[values]) {
                 out.extend_from_slice(&x.to_bits().to_le_bytes());
             }
         }
     }
 
-    /// Bytes [`Self::write_bytes`] wrote for `len` positions.
-    pub fn byte_len(&self, len: usize) -> usize {
-        self.kv_heads * (len.next_multiple_of(TILE) + len) * self.dim * 2
-    }
-
     /// Makes this cache hold the `len` positions of `bytes` (from [`Self::write_bytes`]); returns
     /// the bytes after them, or `None` (and holds nothing trustworthy) when there are too few.
     pub fn read_bytes<'b>(&mut self, len: usize, bytes: &'b [u8]) -> Option<&'b [u8]> {
-        let need = self.byte_len(len);
+        let need = self.kv_heads * (len.next_multiple_of(TILE) + len) * self.dim * 2;
         if bytes.len() < need {
             return None;
         }
         self.reserve(len);
-        let (d, cap) = (self.dim, self.capacity);
-        let tiled = len.next_multiple_of(TILE);
         let mut halves = bytes[..need]
             .chunks_exact(2)
             .map(|b| f16::from_bits(u16::from_le_bytes([b[0], b[1]])));
         for g in 0..self.kv_heads {
-            let keys = &mut self.keys[g * cap * d..(g * cap + tiled) * d];
-            for (to, from) in keys.iter_mut().zip(&mut halves) {
-                *to = from;
-            }
-            let values = &mut self.values[g * cap * d..(g * cap + len) * d];
-            for (to, from) in values.iter_mut().zip(&mut halves) {
-                *to = from;
+            let (keys, values) = self.held(g, len);
+            for to in self.keys[keys].iter_mut().chain(&mut self.values[values]) {
+                *to = halves.next()?;
             }
         }
         Some(&bytes[need..])

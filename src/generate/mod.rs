@@ -117,8 +117,9 @@ pub struct GenerateOptions {
     /// document, and a document's results stay the same whatever ran before it.
     pub reuse_cache: bool,
     /// How many of the prompt's first tokens are the same on every document (a template's
-    /// instructions and worked examples). They are run on their own, and with a store
-    /// ([`TextModel::keep_openings`]) read from it instead when it holds them. 0: none.
+    /// instructions and worked examples). On a model that holds several sequences (the CPU
+    /// forward) they are run on their own, and with a store ([`TextModel::keep_openings`]) read
+    /// from it instead when it holds them; elsewhere this is ignored. 0: none.
     pub opening: usize,
 }
 
