@@ -62,7 +62,7 @@ fn main() {
         let (a, b) = (fastest(a), fastest(b));
         tc += a;
         tf += b;
-        let bytes = fast.weight().storage_size_in_bytes() as f64;
+        let bytes = fast.storage_bytes() as f64;
         println!(
             "{name:26} {dtype:?} {n:6}x{k:5}: candle {:8.3} ms, fast {:8.3} ms, ratio {:.2}; fast {:.1} GB/s, {:.1} GMAC/s",
             a * 1e3,
@@ -118,10 +118,7 @@ fn stream(content: &gguf_file::Content, file: &mut std::fs::File, reps: usize) {
             (QLinear::new(w).unwrap(), x)
         })
         .collect();
-    let bytes: usize = layers
-        .iter()
-        .map(|(l, _)| l.weight().storage_size_in_bytes())
-        .sum();
+    let bytes: usize = layers.iter().map(|(l, _)| l.storage_bytes()).sum();
     let mut times = Vec::new();
     for _ in 0..reps.max(3) {
         let t = Instant::now();

@@ -97,6 +97,61 @@ fn quantized_rows_dequantize_like_candle() {
     }
 }
 
+/// Blocks read where they lie in a mapped file give the products and rows of the same blocks held by
+/// candle, bit for bit; blocks said to run past the file's end are refused.
+#[test]
+fn blocks_read_in_place_in_a_mapped_file_match_the_same_blocks_held() {
+    use sift::kernels::Blocks;
+    use std::io::Write;
+    use std::sync::Arc;
+    for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+        let q = QTensor::quantize(&random((24, 512), 11, 1.0), dtype).unwrap();
+        let bytes = q.data().unwrap().into_owned();
+        // At an odd offset, as a tensor sits after a GGUF header.
+        let offset = 37;
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![7u8; offset]).unwrap();
+        file.write_all(&bytes).unwrap();
+        file.write_all(&[9u8; 5]).unwrap();
+        let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
+        let blocks = Blocks::mapped(map.clone(), offset, dtype, vec![24, 512]).unwrap();
+        assert_eq!(blocks.bytes(), &bytes[..]);
+        let mut got = vec![0f32; 512];
+        let mut want = vec![0f32; 512];
+        for i in [0, 13, 23] {
+            blocks.dequantize_row(i, &mut got).unwrap();
+            dequantize_row(&q, i, &mut want).unwrap();
+            assert_eq!(got, want, "{dtype:?} row {i}");
+        }
+        assert!(blocks.dequantize_row(24, &mut got).is_err());
+        let in_place = QLinear::from_blocks(blocks, &Device::Cpu).unwrap();
+        let held = QLinear::new(q).unwrap();
+        assert_eq!(in_place.is_fast(), held.is_fast());
+        assert_eq!(in_place.dims().unwrap(), (24, 512));
+        for m in [1, 5, 30] {
+            let x = random((m, 512), m as u64 + 3, 2.0);
+            let a = in_place.forward(&x).unwrap().flatten_all().unwrap();
+            let b = held.forward(&x).unwrap().flatten_all().unwrap();
+            assert_eq!(
+                a.to_vec1::<f32>().unwrap(),
+                b.to_vec1::<f32>().unwrap(),
+                "{dtype:?} {m} rows"
+            );
+        }
+        // Rows picked out of the mapped weight make a layer of their own.
+        let rows = in_place.row_bytes(&[3, 20]).unwrap();
+        let picked = QLinear::from_bytes(rows, dtype, 512, &Device::Cpu).unwrap();
+        let x = random((1, 512), 5, 1.0);
+        let all = in_place.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+        let two = picked.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(two[0], vec![all[0][3], all[0][20]]);
+        // One byte short of the file: refused, not read past its end.
+        let past = map.len() - bytes.len() + 1;
+        assert!(Blocks::mapped(map.clone(), past, dtype, vec![24, 512]).is_err());
+        assert!(Blocks::mapped(map, 0, dtype, vec![24, 500]).is_err());
+    }
+}
+
 #[test]
 fn fast_kernels_match_candle_on_the_chat_models_weights() {
     let Some(level) = level() else {

@@ -14,31 +14,31 @@
 
 use std::io::{Read, Seek};
 
-use candle_core::quantized::{gguf_file, QTensor};
+use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::attention::{self, KvCache};
 use super::CausalLm;
-use crate::kernels::{dequantize_row, QLinear};
+use crate::kernels::{Blocks, QLinear};
 
 type QMatMul = QLinear;
 
 /// The token embedding: rows decoded from the quantized table as tokens come (Q4_K and Q6_K,
 /// the table stays a fifth of its f32 size in memory), or the table decoded once (other types).
 enum Embed {
-    Quantized(QTensor),
+    Quantized(Blocks),
     Dense(Embedding),
 }
 
 impl Embed {
-    fn new(table: QTensor, hidden: usize, device: &Device) -> Result<Self> {
+    fn new(table: Blocks, hidden: usize, device: &Device) -> Result<Self> {
         use candle_core::quantized::GgmlDType;
         match (table.dtype(), device) {
             (GgmlDType::Q4K | GgmlDType::Q6K, Device::Cpu) => Ok(Self::Quantized(table)),
             _ => Ok(Self::Dense(Embedding::new(
-                table.dequantize(device)?,
+                table.to_qtensor(device)?.dequantize(device)?,
                 hidden,
             ))),
         }
@@ -49,11 +49,11 @@ impl Embed {
         match self {
             Self::Dense(e) => e.forward(ids),
             Self::Quantized(t) => {
-                let (_, hidden) = t.shape().dims2()?;
+                let hidden = t.shape()[1];
                 let ids = ids.flatten_all()?.to_vec1::<u32>()?;
                 let mut out = vec![0f32; ids.len() * hidden];
                 for (row, &id) in out.chunks_exact_mut(hidden).zip(&ids) {
-                    dequantize_row(t, id as usize, row)?;
+                    t.dequantize_row(id as usize, row)?;
                 }
                 Tensor::from_vec(out, (1, ids.len(), hidden), &Device::Cpu)
             }
@@ -115,13 +115,17 @@ impl Qwen2 {
         reader: &mut R,
         device: &Device,
     ) -> Result<Self> {
-        Self::from_tensors(ct, &mut |name| ct.tensor(reader, name, device), device)
+        Self::from_tensors(
+            ct,
+            &mut |name| Blocks::of_tensor(&ct.tensor(reader, name, device)?),
+            device,
+        )
     }
 
-    /// The network of `ct`'s metadata, each tensor made by `tensor` from its name.
+    /// The network of `ct`'s metadata, each tensor's blocks given by `tensor` from its name.
     pub fn from_tensors(
         ct: &gguf_file::Content,
-        tensor: &mut dyn FnMut(&str) -> Result<QTensor>,
+        tensor: &mut dyn FnMut(&str) -> Result<Blocks>,
         device: &Device,
     ) -> Result<Self> {
         let md = |key: &str| match ct.metadata.get(key) {
@@ -140,26 +144,28 @@ impl Qwen2 {
         let head_dim = hidden / heads;
 
         let embed = Embed::new(tensor("token_embd.weight")?, hidden, device)?;
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?, eps)?;
+        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?.to_qtensor(device)?, eps)?;
         // Models with tied embeddings have no output matrix of their own.
         let output = match tensor("output.weight") {
-            Ok(w) => QMatMul::new(w)?,
-            Err(_) => QMatMul::new(tensor("token_embd.weight")?)?,
+            Ok(w) => QMatMul::from_blocks(w, device)?,
+            Err(_) => QMatMul::from_blocks(tensor("token_embd.weight")?, device)?,
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let mut t = |part: &str| tensor(&format!("blk.{i}.{part}"));
-            let q = QMatMul::new;
+            let q = |w: Blocks| QMatMul::from_blocks(w, device);
+            let v = |w: Blocks| w.to_qtensor(device)?.dequantize(device);
+            let norm = |w: Blocks| RmsNorm::from_qtensor(w.to_qtensor(device)?, eps);
             layers.push(Layer {
                 wq: q(t("attn_q.weight")?)?,
                 wk: q(t("attn_k.weight")?)?,
                 wv: q(t("attn_v.weight")?)?,
-                bq: t("attn_q.bias")?.dequantize(device)?,
-                bk: t("attn_k.bias")?.dequantize(device)?,
-                bv: t("attn_v.bias")?.dequantize(device)?,
+                bq: v(t("attn_q.bias")?)?,
+                bk: v(t("attn_k.bias")?)?,
+                bv: v(t("attn_v.bias")?)?,
                 wo: q(t("attn_output.weight")?)?,
-                attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight")?, eps)?,
-                ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight")?, eps)?,
+                attn_norm: norm(t("attn_norm.weight")?)?,
+                ffn_norm: norm(t("ffn_norm.weight")?)?,
                 gate: q(t("ffn_gate.weight")?)?,
                 up: q(t("ffn_up.weight")?)?,
                 down: q(t("ffn_down.weight")?)?,
@@ -486,7 +492,7 @@ impl CausalLm for Qwen2 {
     }
 
     fn keep_outputs(&mut self, ids: &[u32]) -> Result<bool> {
-        let (rows, _) = self.output.weight().shape().dims2()?;
+        let (rows, _) = self.output.dims()?;
         let (held, vocab): (Vec<u32>, usize) = match &self.kept {
             Some((held, vocab)) => (held.clone(), *vocab),
             None => ((0..rows as u32).collect(), rows),
@@ -507,8 +513,12 @@ impl CausalLm for Qwen2 {
         // before the kept rows are laid out, so that it is never held with two copies of them.
         if at.len() != held.len() {
             let bytes = self.output.row_bytes(&at)?;
-            let weight = self.output.weight();
-            let (dtype, device, k) = (weight.dtype(), weight.device(), weight.shape().dims2()?.1);
+            let (dtype, device, k) = (
+                self.output.dtype(),
+                self.output.device(),
+                self.output.dims()?.1,
+            );
+            self.output.let_go();
             let one = bytes.len() / at.len().max(1);
             self.output = QMatMul::from_bytes(bytes[..one].to_vec(), dtype, k, &device)?;
             self.output = QMatMul::from_bytes(bytes, dtype, k, &device)?;

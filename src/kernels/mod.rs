@@ -487,34 +487,167 @@ fn candle_for_batches() -> bool {
     *C.get_or_init(|| std::env::var_os("SIFT_CANDLE_BATCHES").is_some())
 }
 
+/// A weight's GGUF blocks as bytes: read in place where the model file is memory-mapped, so
+/// loading copies nothing (on 2 cores, copying the chat model's blocks out of the file was most
+/// of its load), or held (rows picked out of a mapped weight, [`QLinear::from_bytes`]).
+#[derive(Clone)]
+pub struct Blocks {
+    bytes: BlockBytes,
+    dtype: GgmlDType,
+    shape: Vec<usize>,
+}
+
+#[derive(Clone)]
+enum BlockBytes {
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        len: usize,
+    },
+    Held(Arc<[u8]>),
+}
+
+/// Bytes of `elems` values of `dtype`, when they are whole blocks.
+fn blocks_len(dtype: GgmlDType, elems: usize) -> Result<usize> {
+    if !elems.is_multiple_of(dtype.block_size()) {
+        candle_core::bail!("{elems} values are not whole {dtype:?} blocks");
+    }
+    Ok(elems / dtype.block_size() * dtype.type_size())
+}
+
+impl Blocks {
+    /// The weight of `dtype` and `shape` whose blocks start `start` bytes into `map`.
+    pub fn mapped(
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        dtype: GgmlDType,
+        shape: Vec<usize>,
+    ) -> Result<Self> {
+        let len = blocks_len(dtype, shape.iter().product())?;
+        if start.checked_add(len).is_none_or(|end| end > map.len()) {
+            candle_core::bail!(
+                "{len} bytes of blocks at offset {start} run past the file's {} bytes",
+                map.len()
+            );
+        }
+        Ok(Self {
+            bytes: BlockBytes::Mapped { map, start, len },
+            dtype,
+            shape,
+        })
+    }
+
+    /// The weight of `dtype` and `shape` whose blocks are `bytes`.
+    pub fn held(bytes: Vec<u8>, dtype: GgmlDType, shape: Vec<usize>) -> Result<Self> {
+        let len = blocks_len(dtype, shape.iter().product())?;
+        if bytes.len() != len {
+            candle_core::bail!("{} bytes for {len} bytes of blocks", bytes.len());
+        }
+        Ok(Self {
+            bytes: BlockBytes::Held(bytes.into()),
+            dtype,
+            shape,
+        })
+    }
+
+    /// The blocks of a tensor candle holds (a copy of them).
+    pub fn of_tensor(t: &QTensor) -> Result<Self> {
+        Self::held(t.data()?.into_owned(), t.dtype(), t.shape().dims().to_vec())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            BlockBytes::Mapped { map, start, len } => &map[*start..*start + *len],
+            BlockBytes::Held(bytes) => bytes,
+        }
+    }
+
+    pub fn dtype(&self) -> GgmlDType {
+        self.dtype
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// A tensor candle holds, with a copy of the blocks: for norms and biases, other devices,
+    /// and types the fast kernels do not take.
+    pub fn to_qtensor(&self, device: &Device) -> Result<QTensor> {
+        candle_core::quantized::ggml_file::qtensor_from_ggml(
+            self.dtype,
+            self.bytes(),
+            self.shape.clone(),
+            device,
+        )
+    }
+
+    /// Row `i` of a `[rows, k]` table, dequantized into `out` (`k` values).
+    pub fn dequantize_row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        let [rows, k] = self.shape[..] else {
+            candle_core::bail!("a table of shape {:?} has no rows", self.shape);
+        };
+        if i >= rows {
+            candle_core::bail!("row {i} of a table of {rows}");
+        }
+        match Kind::of(self.dtype) {
+            Some(kind) if k % QK == 0 => {
+                dequantize_blocks_row(kind, self.bytes(), k, i, out);
+                Ok(())
+            }
+            _ => dequantize_row(&self.to_qtensor(&Device::Cpu)?, i, out),
+        }
+    }
+}
+
+/// The shape the fast kernels take a `[n, k]` weight of `dtype` on `device` in, when they do.
+fn fast_shape(dtype: GgmlDType, shape: &[usize], device: &Device) -> Option<(Kind, usize, usize)> {
+    match (Kind::of(dtype), shape, device) {
+        (Some(kind), &[n, k], Device::Cpu) if level().is_some() && k % QK == 0 => {
+            Some((kind, n, k))
+        }
+        _ => None,
+    }
+}
+
 /// A linear layer without bias on quantized weights: the fast kernels for Q4_K and Q6_K on CPUs
 /// that have them, candle's `QMatMul` otherwise (other types, other devices, other CPUs, or
-/// `SIFT_CANDLE_BATCHES` set for batches).
+/// `SIFT_CANDLE_BATCHES` set for batches on a weight candle holds).
 pub struct QLinear {
     fast: Option<(Kind, usize, usize)>,
-    weight: Arc<QTensor>,
-    fallback: QMatMul,
+    weight: Weight,
+}
+
+enum Weight {
+    /// Blocks the fast kernels read where they lie.
+    Blocks(Blocks),
+    /// A tensor candle holds; its `QMatMul` runs what the fast kernels do not.
+    Candle {
+        tensor: Arc<QTensor>,
+        fallback: QMatMul,
+    },
 }
 
 impl QLinear {
     pub fn new(weight: QTensor) -> Result<Self> {
-        let weight = Arc::new(weight);
-        let fallback = QMatMul::from_arc(weight.clone())?;
-        let fast = match (
-            Kind::of(weight.dtype()),
-            weight.shape().dims2(),
-            weight.device(),
-        ) {
-            (Some(kind), Ok((n, k)), Device::Cpu) if level().is_some() && k % QK == 0 => {
-                Some((kind, n, k))
-            }
-            _ => None,
-        };
+        let fast = fast_shape(weight.dtype(), weight.shape().dims(), &weight.device());
+        let tensor = Arc::new(weight);
+        let fallback = QMatMul::from_arc(tensor.clone())?;
         Ok(Self {
             fast,
-            weight,
-            fallback,
+            weight: Weight::Candle { tensor, fallback },
         })
+    }
+
+    /// A layer on `blocks`, read in place when the fast kernels take them on `device`, else
+    /// copied into a tensor candle holds.
+    pub fn from_blocks(blocks: Blocks, device: &Device) -> Result<Self> {
+        match fast_shape(blocks.dtype, &blocks.shape, device) {
+            Some(fast) => Ok(Self {
+                fast: Some(fast),
+                weight: Weight::Blocks(blocks),
+            }),
+            None => Self::new(blocks.to_qtensor(device)?),
+        }
     }
 
     /// Whether products run on the fast kernels.
@@ -522,20 +655,35 @@ impl QLinear {
         self.fast.is_some()
     }
 
+    fn candle(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Candle { fallback, .. } => fallback.forward(x),
+            Weight::Blocks(_) => candle_core::bail!("no candle product for blocks read in place"),
+        }
+    }
+
     /// `x [.., k]` times the transposed weight: `[.., n]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let Some((kind, n, k)) = self.fast else {
-            return self.fallback.forward(x);
+            return self.candle(x);
         };
+        let held = matches!(self.weight, Weight::Candle { .. });
         let dims = x.dims();
-        if dims.last() != Some(&k) || x.dtype() != candle_core::DType::F32 {
-            return self.fallback.forward(x);
+        if dims.last() != Some(&k) {
+            if held {
+                return self.candle(x);
+            }
+            candle_core::bail!("a product of {dims:?} with a weight of {k} columns");
         }
+        let x = match x.dtype() {
+            candle_core::DType::F32 => x.contiguous()?,
+            _ if held => return self.candle(x),
+            _ => x.to_dtype(candle_core::DType::F32)?.contiguous()?,
+        };
         let m = x.elem_count() / k;
-        if m == 0 || (m > FAST_MAX_ROWS && candle_for_batches()) {
-            return self.fallback.forward(x);
+        if m == 0 || (held && m > FAST_MAX_ROWS && candle_for_batches()) {
+            return self.candle(&x);
         }
-        let x = x.contiguous()?;
         // Batches on AVX-512 go through the panels (tokens in the lanes), which take the
         // activations in natural order; AVX2 has row tiles only.
         let panels = m > FAST_MAX_ROWS && level() == Some(Level::Avx512);
@@ -544,13 +692,13 @@ impl QLinear {
             let (storage, layout) = x.storage_and_layout();
             let Storage::Cpu(cpu) = &*storage else {
                 drop(storage);
-                return self.fallback.forward(&x);
+                return self.candle(&x);
             };
             let all = cpu.as_slice::<f32>()?;
             let start = layout.start_offset();
             quantize_rows(&all[start..start + m * k], m, k, order)
         };
-        let data = self.weight.data()?;
+        let data = self.data()?;
         let mut out = vec![0f32; m * n];
         if panels {
             #[cfg(target_arch = "x86_64")]
@@ -563,12 +711,66 @@ impl QLinear {
         Tensor::from_vec(out, shape, x.device())
     }
 
+    fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
+        match &self.weight {
+            Weight::Blocks(b) => Ok(std::borrow::Cow::Borrowed(b.bytes())),
+            Weight::Candle { tensor, .. } => tensor.data(),
+        }
+    }
+
+    pub fn dtype(&self) -> GgmlDType {
+        match &self.weight {
+            Weight::Blocks(b) => b.dtype,
+            Weight::Candle { tensor, .. } => tensor.dtype(),
+        }
+    }
+
+    /// `[n, k]`: output rows, input columns.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        match &self.weight {
+            Weight::Blocks(b) => match b.shape[..] {
+                [n, k] => Ok((n, k)),
+                _ => candle_core::bail!("a weight of shape {:?}", b.shape),
+            },
+            Weight::Candle { tensor, .. } => tensor.shape().dims2(),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        match &self.weight {
+            Weight::Blocks(_) => Device::Cpu,
+            Weight::Candle { tensor, .. } => tensor.device(),
+        }
+    }
+
+    /// For a weight about to be replaced: the pages of blocks read in place in a file leave the
+    /// process's memory now (a later read would fault them back in from the file).
+    pub fn let_go(&self) {
+        if let Weight::Blocks(Blocks {
+            bytes: BlockBytes::Mapped { map, start, len },
+            ..
+        }) = &self.weight
+        {
+            // SAFETY: the pages are the file's; nothing is lost, a later read faults them in again.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *start, *len)
+            };
+        }
+    }
+
+    /// Bytes the weight's blocks take.
+    pub fn storage_bytes(&self) -> usize {
+        match &self.weight {
+            Weight::Blocks(b) => b.bytes().len(),
+            Weight::Candle { tensor, .. } => tensor.storage_size_in_bytes(),
+        }
+    }
+
     /// The bytes of the weight's output rows `rows`, in that order (for [`Self::from_bytes`]).
     pub fn row_bytes(&self, rows: &[u32]) -> Result<Vec<u8>> {
-        let (n, k) = self.weight.shape().dims2()?;
-        let dtype = self.weight.dtype();
-        let row = k / dtype.block_size() * dtype.type_size();
-        let data = self.weight.data()?;
+        let (n, k) = self.dims()?;
+        let row = blocks_len(self.dtype(), k)?;
+        let data = self.data()?;
         let mut out = Vec::with_capacity(rows.len() * row);
         for &r in rows {
             let r = r as usize;
@@ -582,22 +784,12 @@ impl QLinear {
 
     /// A layer on a `[bytes / row size, k]` weight of `dtype` laid out in `bytes`.
     pub fn from_bytes(bytes: Vec<u8>, dtype: GgmlDType, k: usize, device: &Device) -> Result<Self> {
-        let row = k / dtype.block_size() * dtype.type_size();
+        let row = blocks_len(dtype, k)?;
         if row == 0 || !bytes.len().is_multiple_of(row) {
             candle_core::bail!("{} bytes are not rows of {k} {dtype:?} values", bytes.len());
         }
         let n = bytes.len() / row;
-        let storage = candle_core::quantized::QStorage::from_data(
-            std::borrow::Cow::Owned(bytes),
-            device,
-            dtype,
-        )?;
-        Self::new(QTensor::new(storage, (n, k))?)
-    }
-
-    /// The weight's row `i` as f32 (an embedding lookup on a quantized table).
-    pub fn weight(&self) -> &QTensor {
-        &self.weight
+        Self::from_blocks(Blocks::held(bytes, dtype, vec![n, k])?, device)
     }
 }
 
@@ -608,16 +800,7 @@ pub fn dequantize_row(t: &QTensor, i: usize, out: &mut [f32]) -> Result<()> {
     let kind = Kind::of(t.dtype());
     match (kind, t.device()) {
         (Some(kind), Device::Cpu) if k % QK == 0 => {
-            let data = t.data()?;
-            let row_bytes = k / QK * kind.block_bytes();
-            let row = &data[i * row_bytes..(i + 1) * row_bytes];
-            for (b, y) in out[..k].chunks_exact_mut(QK).enumerate() {
-                let blk = &row[b * kind.block_bytes()..(b + 1) * kind.block_bytes()];
-                match kind {
-                    Kind::Q4K => dequant_q4k(blk, y),
-                    Kind::Q6K => dequant_q6k(blk, y),
-                }
-            }
+            dequantize_blocks_row(kind, &t.data()?, k, i, out);
             Ok(())
         }
         _ => {
@@ -625,6 +808,19 @@ pub fn dequantize_row(t: &QTensor, i: usize, out: &mut [f32]) -> Result<()> {
             let row = all.get(i)?.to_vec1::<f32>()?;
             out[..k].copy_from_slice(&row);
             Ok(())
+        }
+    }
+}
+
+/// Row `i` of the `k`-column table of `kind` blocks in `data`, into `out`.
+fn dequantize_blocks_row(kind: Kind, data: &[u8], k: usize, i: usize, out: &mut [f32]) {
+    let row_bytes = k / QK * kind.block_bytes();
+    let row = &data[i * row_bytes..(i + 1) * row_bytes];
+    for (b, y) in out[..k].chunks_exact_mut(QK).enumerate() {
+        let blk = &row[b * kind.block_bytes()..(b + 1) * kind.block_bytes()];
+        match kind {
+            Kind::Q4K => dequant_q4k(blk, y),
+            Kind::Q6K => dequant_q6k(blk, y),
         }
     }
 }

@@ -3,12 +3,13 @@
 //! GGUF files carry their vocabulary, merges and token types but no `tokenizer.json`, and our machines
 //! cannot reach the hub for one; so the byte-level BPE tokenizer is assembled here with the `tokenizers`
 //! crate from `tokenizer.ggml.*`, with the pre-tokenizer that `tokenizer.ggml.pre` names. No Python runs.
-//! The file is memory-mapped while it loads: each tensor is copied once into its blocks, then its
-//! pages are let go.
+//! The file is memory-mapped and the products read the weights' blocks where they lie in it: loading
+//! copies nothing but norms and biases.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor};
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
@@ -24,6 +25,7 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokeni
 use crate::error::{Error, Result};
 use crate::generate::chat::ChatTemplate;
 use crate::generate::{CausalLm, TextModel};
+use crate::kernels::Blocks;
 
 /// The Qwen2 pre-tokenizer's split pattern (as in the upstream `tokenizer.json`).
 const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -55,10 +57,11 @@ pub fn load_chat_model_with(
     forward: Forward,
 ) -> Result<TextModel> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: the mapping lives only while the model loads and every tensor is copied out of it;
-    // a model file is not written while sift reads it (the store renames finished files into
-    // place and never rewrites one).
-    let mapped = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    // SAFETY: the weights are read from the mapping for as long as the model lives, so the file
+    // must not shrink or change under it: the store renames finished files into place and never
+    // rewrites one (a file replaced by a rename stays mapped as it was), and a user's own copy
+    // (`--model-file`) is read the way llama.cpp reads it.
+    let mapped = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
     let mut reader = Cursor::new(&mapped[..]);
     let content = Content::read(&mut reader).map_err(|e| Error::format(path, e))?;
     let found = metadata_str(&content, "general.architecture").unwrap_or_default();
@@ -76,7 +79,7 @@ pub fn load_chat_model_with(
         "qwen2" if forward == Forward::Native => Box::new(
             crate::generate::qwen2::Qwen2::from_tensors(
                 &content,
-                &mut |name| mapped_tensor(&content, &mapped, name, device),
+                &mut |name| mapped_tensor(&content, &mapped, name),
                 device,
             )
             .map_err(|e| Error::format(path, e))?,
@@ -101,47 +104,29 @@ pub fn load_chat_model_with(
     ))
 }
 
-/// The tensor `name` of the GGUF `content`, from the file `mapped` into memory: its bytes are
-/// copied once, straight into the tensor's blocks, then the mapped pages are let go. Candle's
-/// reader first reads each tensor into a fresh buffer of bytes: on 2 cores, loading the chat model
-/// alone took 1.45-1.73 s that way and 1.10-1.19 s this way (`sift bench`, a 9-token prompt,
-/// three alternating rounds with an evaluation running beside them), peak memory 1.21 and 1.20
-/// GB. Letting the pages go keeps them out of the process's resident memory, which otherwise
-/// counted the whole file on top of the copies (peak 2.30 GB).
+/// The blocks of tensor `name` of the GGUF `content`, where they lie in the file `mapped` into
+/// memory ([`Blocks::mapped`]): nothing is copied, the pages come in from the page cache as the
+/// products first read them. Copying each tensor out of the mapping (and letting its pages go) took
+/// most of the load: `sift bench` with a 9-token prompt, three alternating rounds, load 1.08-1.86 s
+/// copied against 0.20-0.22 s in place, peak memory 1.20 against 1.07 GB (the token table's rows are
+/// read only as tokens come).
 fn mapped_tensor(
     content: &Content,
-    mapped: &memmap2::Mmap,
+    mapped: &Arc<memmap2::Mmap>,
     name: &str,
-    device: &Device,
-) -> candle_core::Result<candle_core::quantized::QTensor> {
+) -> candle_core::Result<Blocks> {
     let Some(info) = content.tensor_infos.get(name) else {
         candle_core::bail!("cannot find tensor info for {name}")
     };
-    let dtype = info.ggml_dtype;
-    let elems = info.shape.elem_count();
-    if !elems.is_multiple_of(dtype.block_size()) {
-        candle_core::bail!("{name}: {elems} values are not whole {dtype:?} blocks");
-    }
-    let size = elems / dtype.block_size() * dtype.type_size();
     let start = usize::try_from(content.tensor_data_offset.saturating_add(info.offset))
         .unwrap_or(usize::MAX);
-    let Some(data) = mapped.get(start..start.saturating_add(size)) else {
-        candle_core::bail!(
-            "{name} needs {size} bytes at offset {start}, the file has {}",
-            mapped.len()
-        )
-    };
-    let tensor = candle_core::quantized::ggml_file::qtensor_from_ggml(
-        dtype,
-        data,
+    Blocks::mapped(
+        mapped.clone(),
+        start,
+        info.ggml_dtype,
         info.shape.dims().to_vec(),
-        device,
-    );
-    // SAFETY: nothing borrows these bytes any more (the tensor holds its own copy); the pages
-    // are file-backed, so a later read of them would only fault them in again.
-    let _ =
-        unsafe { mapped.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, size) };
-    tensor
+    )
+    .map_err(|e| candle_core::Error::Msg(format!("{name}: {e}")))
 }
 
 /// Only the tokenizer of the GGUF at `path` (reads the metadata, not the weights).
