@@ -417,3 +417,61 @@ fn sentences_decoded_together_get_the_tokens_each_gets_alone() {
     }
     model.forget();
 }
+
+/// The CPU pass on plain rows (norms, biases, residual sums and gating as loops) gives bit for bit
+/// the logits of the same pass through candle's element-wise ops: over a prompt in chunks, single
+/// steps, guessed rows checked together, and two sequences decoded in one pass.
+#[test]
+fn the_pass_on_plain_rows_gives_the_logits_of_candles_element_wise_ops() {
+    use candle_core::{Device, Tensor};
+    use sift::generate::qwen2::Qwen2;
+    use sift::generate::CausalLm;
+    let path = common::model_path(Role::Summarizer);
+    let load = || {
+        let mut file = std::fs::File::open(&path).unwrap();
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+        Qwen2::from_gguf(&content, &mut file, &Device::Cpu).unwrap()
+    };
+    let mut plain = load();
+    let mut ops = load();
+    ops.use_tensor_ops();
+    let tok = qwen_tokenizer();
+    let prompt = tok
+        .encode(
+            "이재용 삼성전자 회장이 미국 출장 중 마크 저커버그 메타 CEO 자택에 초대받았다. \
+             Samsung said the strategy meeting opens later this month in Suwon.",
+            false,
+        )
+        .unwrap()
+        .get_ids()
+        .to_vec();
+    let row = |ids: &[u32]| {
+        Tensor::new(ids, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    };
+    let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    // The prompt in three calls (the cache grown across them), every row's logits.
+    let mut pos = 0;
+    for part in [&prompt[..5], &prompt[5..17], &prompt[17..]] {
+        let a = values(plain.forward_all(&row(part), pos).unwrap().unwrap());
+        let b = values(ops.forward_all(&row(part), pos).unwrap().unwrap());
+        assert!(a.iter().all(|v| v.is_finite()));
+        assert_eq!(a, b, "the prompt's logits from {pos}");
+        pos += part.len();
+    }
+    for t in [1234u32, 567, 89] {
+        let a = values(plain.forward(&row(&[t]), pos).unwrap());
+        let b = values(ops.forward(&row(&[t]), pos).unwrap());
+        assert_eq!(a, b, "the step at {pos}");
+        pos += 1;
+    }
+    // A second sequence from the first's cache, then one token of each in one pass.
+    for m in [&mut plain, &mut ops] {
+        m.fork(1, pos).unwrap();
+    }
+    let a = values(plain.forward_batch(&[42, 4242], &[0, 1]).unwrap());
+    let b = values(ops.forward_batch(&[42, 4242], &[0, 1]).unwrap());
+    assert_eq!(a, b, "two sequences in one pass");
+}

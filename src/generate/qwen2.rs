@@ -11,6 +11,10 @@
 //! candle's tensor ops on a tensor cache. On the CPU the model holds several sequences, each with its
 //! own cache ([`CausalLm::fork`], [`CausalLm::select`]), and runs one token of each in one pass
 //! ([`CausalLm::forward_batch`]): the products are shared, and each row attends to its own cache.
+//! When every product runs on the fast kernels, the CPU pass keeps the rows as plain values from
+//! the embedding to the final norm ([`Qwen2::hidden_plain`]): norms, biases, residual sums and the
+//! gating are loops with candle's float operations, bit for bit the same logits
+//! (`tests/real_models.rs`), without a fresh tensor and a hand-off to candle's thread pool each.
 
 use std::io::{Read, Seek};
 
@@ -18,6 +22,7 @@ use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
+use rayon::prelude::*;
 
 use super::attention::{self, KvCache};
 use super::CausalLm;
@@ -41,6 +46,24 @@ impl Embed {
                 table.to_qtensor(device)?.dequantize(device)?,
                 hidden,
             ))),
+        }
+    }
+
+    /// The rows of `ids`, `[n * hidden]`.
+    fn rows(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        match self {
+            Self::Dense(e) => {
+                let ids = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+                e.forward(&ids)?.flatten_all()?.to_vec1::<f32>()
+            }
+            Self::Quantized(t) => {
+                let hidden = t.shape()[1];
+                let mut out = vec![0f32; ids.len() * hidden];
+                for (row, &id) in out.chunks_exact_mut(hidden).zip(ids) {
+                    t.dequantize_row(id as usize, row)?;
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -76,6 +99,28 @@ struct Layer {
     down: QMatMul,
     /// One cache per sequence the model holds (see [`CausalLm::fork`]); sequence 0 is the usual one.
     caches: Vec<Cache>,
+    /// The norms' scales and the biases as plain values, for the CPU pass on plain rows.
+    values: LayerValues,
+}
+
+/// A layer's norm scales and biases as values.
+struct LayerValues {
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    bq: Vec<f32>,
+    bk: Vec<f32>,
+    bv: Vec<f32>,
+}
+
+/// Where the rows of a pass on plain rows attend.
+enum Rows<'a> {
+    /// Positions `pos..pos + n` of sequence `seq`.
+    Run { seq: usize, pos: usize },
+    /// Row `i` is the next token of sequence `seqs[i]`, at position `positions[i]`.
+    Each {
+        seqs: &'a [usize],
+        positions: &'a [usize],
+    },
 }
 
 /// A layer's keys and values, valid up to the model's `len`, written in place (a decode step
@@ -105,6 +150,13 @@ pub struct Qwen2 {
     head_dim: usize,
     /// Positions held in each sequence's cache.
     lens: Vec<usize>,
+    /// The final norm's scales, when the CPU pass runs on plain rows (every product on the fast
+    /// kernels): the norms, biases, residual sums and gating are then plain loops on the rayon
+    /// pool, with the same float operations as candle's element-wise ops, instead of a candle
+    /// op each (a fresh tensor, a hand-off to candle's own thread pool).
+    plain: Option<Vec<f32>>,
+    /// The norms' epsilon, as candle's RMS norm takes it.
+    eps: f32,
     /// The sequence that [`CausalLm::forward`], `truncate` and `reset` act on.
     active: usize,
 }
@@ -150,22 +202,37 @@ impl Qwen2 {
             Ok(w) => QMatMul::from_blocks(w, device)?,
             Err(_) => QMatMul::from_blocks(tensor("token_embd.weight")?, device)?,
         };
-        let mut layers = Vec::with_capacity(blocks);
+        let mut layers: Vec<Layer> = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let mut t = |part: &str| tensor(&format!("blk.{i}.{part}"));
             let q = |w: Blocks| QMatMul::from_blocks(w, device);
             let v = |w: Blocks| w.to_qtensor(device)?.dequantize(device);
             let norm = |w: Blocks| RmsNorm::from_qtensor(w.to_qtensor(device)?, eps);
+            let values = |w: &Blocks| {
+                w.to_qtensor(&Device::Cpu)?
+                    .dequantize(&Device::Cpu)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()
+            };
+            let (bq, bk, bv) = (t("attn_q.bias")?, t("attn_k.bias")?, t("attn_v.bias")?);
+            let (attn_norm, ffn_norm) = (t("attn_norm.weight")?, t("ffn_norm.weight")?);
+            let values = LayerValues {
+                attn_norm: values(&attn_norm)?,
+                ffn_norm: values(&ffn_norm)?,
+                bq: values(&bq)?,
+                bk: values(&bk)?,
+                bv: values(&bv)?,
+            };
             layers.push(Layer {
                 wq: q(t("attn_q.weight")?)?,
                 wk: q(t("attn_k.weight")?)?,
                 wv: q(t("attn_v.weight")?)?,
-                bq: v(t("attn_q.bias")?)?,
-                bk: v(t("attn_k.bias")?)?,
-                bv: v(t("attn_v.bias")?)?,
+                bq: v(bq)?,
+                bk: v(bk)?,
+                bv: v(bv)?,
                 wo: q(t("attn_output.weight")?)?,
-                attn_norm: norm(t("attn_norm.weight")?)?,
-                ffn_norm: norm(t("ffn_norm.weight")?)?,
+                attn_norm: norm(attn_norm)?,
+                ffn_norm: norm(ffn_norm)?,
                 gate: q(t("ffn_gate.weight")?)?,
                 up: q(t("ffn_up.weight")?)?,
                 down: q(t("ffn_down.weight")?)?,
@@ -173,8 +240,19 @@ impl Qwen2 {
                     Device::Cpu => Cache::Cpu(KvCache::new(kv_heads, head_dim)),
                     _ => Cache::Tensors(None),
                 }],
+                values,
             });
         }
+        let plain = match device {
+            Device::Cpu if layers.iter().all(Layer::products_fast) => Some({
+                let w = tensor("output_norm.weight")?;
+                w.to_qtensor(device)?
+                    .dequantize(device)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?
+            }),
+            _ => None,
+        };
         let inv_freq: Vec<f32> = (0..head_dim)
             .step_by(2)
             .map(|i| 1.0 / rope_base.powf(i as f32 / head_dim as f32))
@@ -196,6 +274,8 @@ impl Qwen2 {
             head_dim,
             lens: vec![0],
             active: 0,
+            plain,
+            eps: eps as f32,
         })
     }
 
@@ -207,6 +287,12 @@ impl Qwen2 {
             candle_core::bail!("the cache holds {} positions, not {pos}", self.lens[seq]);
         }
         let (_, n) = input.dims2()?;
+        if self.plain.is_some() {
+            let ids = input.flatten_all()?.to_vec1::<u32>()?;
+            let h = self.hidden_plain(&ids, Rows::Run { seq, pos })?;
+            self.lens[seq] += n;
+            return Ok(h);
+        }
         // The CPU path masks by position itself.
         let mask = (n > 1 && self.rope_tables.is_some())
             .then(|| causal_mask(n, pos, input.device()))
@@ -243,6 +329,19 @@ impl Qwen2 {
     /// share every matrix product, so the weights are read once for all of them.
     fn hidden_rows(&mut self, tokens: &[u32], seqs: &[usize]) -> Result<Tensor> {
         let positions: Vec<usize> = seqs.iter().map(|&s| self.lens[s]).collect();
+        if self.plain.is_some() {
+            let h = self.hidden_plain(
+                tokens,
+                Rows::Each {
+                    seqs,
+                    positions: &positions,
+                },
+            )?;
+            for &s in seqs {
+                self.lens[s] += 1;
+            }
+            return Ok(h);
+        }
         let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
         let mut x = self.embed.forward(&input)?;
         for layer in &mut self.layers {
@@ -265,7 +364,106 @@ impl Qwen2 {
     }
 }
 
+impl Qwen2 {
+    /// The hidden states after the final norm, `[n, hidden]`, of the tokens `ids` placed as `rows`
+    /// says, on plain rows (see [`Qwen2::plain`]). The caller counts the positions in.
+    fn hidden_plain(&mut self, ids: &[u32], rows: Rows) -> Result<Tensor> {
+        let Some(norm) = &self.plain else {
+            candle_core::bail!("the pass on plain rows needs every product on the fast kernels");
+        };
+        let n = ids.len();
+        let hidden = self.heads * self.head_dim;
+        let mut x = self.embed.rows(ids)?;
+        let shape = (self.heads, self.kv_heads, self.head_dim);
+        for layer in &mut self.layers {
+            layer.forward_plain(&mut x, n, &rows, self.eps, shape, &self.inv_freq)?;
+        }
+        let mut out = vec![0f32; n * hidden];
+        rms_norm_rows(&x, norm, self.eps, &mut out);
+        Tensor::from_vec(out, (n, hidden), &Device::Cpu)
+    }
+
+    /// For tests: the CPU pass through candle's element-wise ops, as on other devices.
+    pub fn use_tensor_ops(&mut self) {
+        self.plain = None;
+    }
+}
+
 impl Layer {
+    /// Whether every product of the layer runs on the fast kernels.
+    fn products_fast(&self) -> bool {
+        [
+            &self.wq, &self.wk, &self.wv, &self.wo, &self.gate, &self.up, &self.down,
+        ]
+        .iter()
+        .all(|w| w.is_fast())
+    }
+
+    /// The layer on `n` plain rows: `x` (`[n, hidden]`, the residual stream) becomes the stream
+    /// after it. The same float operations as [`Self::attention`] and [`Self::feed_forward`] with
+    /// candle's ops, in the same order within each value.
+    fn forward_plain(
+        &mut self,
+        x: &mut [f32],
+        n: usize,
+        rows: &Rows,
+        eps: f32,
+        (heads, kv_heads, head_dim): (usize, usize, usize),
+        inv_freq: &[f32],
+    ) -> Result<()> {
+        let hidden = heads * head_dim;
+        let (qd, kd) = (heads * head_dim, kv_heads * head_dim);
+        let values = &self.values;
+        let mut h = vec![0f32; n * hidden];
+        rms_norm_rows(x, &values.attn_norm, eps, &mut h);
+        let mut q = self.wq.forward_rows(&h, n)?;
+        let mut k = self.wk.forward_rows(&h, n)?;
+        let mut v = self.wv.forward_rows(&h, n)?;
+        add_bias(&mut q, &values.bq);
+        add_bias(&mut k, &values.bk);
+        add_bias(&mut v, &values.bv);
+        let mut y = vec![0f32; n * hidden];
+        let shape = (heads, kv_heads, head_dim);
+        match *rows {
+            Rows::Run { seq, pos } => {
+                let Cache::Cpu(cache) = &mut self.caches[seq] else {
+                    candle_core::bail!("the pass on plain rows needs CPU caches");
+                };
+                attend_cpu(cache, &mut q, &mut k, &v, pos, n, shape, inv_freq, &mut y);
+            }
+            Rows::Each { seqs, positions } => {
+                for (i, (&seq, &pos)) in seqs.iter().zip(positions).enumerate() {
+                    let Cache::Cpu(cache) = &mut self.caches[seq] else {
+                        candle_core::bail!("the pass on plain rows needs CPU caches");
+                    };
+                    attend_cpu(
+                        cache,
+                        &mut q[i * qd..(i + 1) * qd],
+                        &mut k[i * kd..(i + 1) * kd],
+                        &v[i * kd..(i + 1) * kd],
+                        pos,
+                        1,
+                        shape,
+                        inv_freq,
+                        &mut y[i * hidden..(i + 1) * hidden],
+                    );
+                }
+            }
+        }
+        let a = self.wo.forward_rows(&y, n)?;
+        // x1 = a + x
+        combine(x, &a, |x, a| a + x);
+        rms_norm_rows(x, &values.ffn_norm, eps, &mut h);
+        let mut gate = self.gate.forward_rows(&h, n)?;
+        let up = self.up.forward_rows(&h, n)?;
+        // candle's silu, then the product with `up`.
+        combine(&mut gate, &up, |g, u| (g / (1.0 + (-g).exp())) * u);
+        let down = self.down.forward_rows(&gate, n)?;
+        // down + x1
+        combine(x, &down, |x1, d| d + x1);
+        Ok(())
+    }
+
     /// Attention for `x` at positions `pos..pos + n`, with grouped-query heads: the query heads that
     /// share a key/value head are stacked along the sequence axis, so keys and values are never
     /// repeated per head.
@@ -643,6 +841,56 @@ impl CausalLm for Qwen2 {
 }
 
 /// Projections as plain row-major values, for the CPU attention.
+/// Values per task of the element-wise loops on plain rows: fewer run on the calling thread.
+const PLAIN_CHUNK: usize = 4096;
+
+/// `out[i] = f(out[i], other[i])`, split across the rayon pool when there are many.
+fn combine(out: &mut [f32], other: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    let run = |(out, other): (&mut [f32], &[f32])| {
+        for (o, &b) in out.iter_mut().zip(other) {
+            *o = f(*o, b);
+        }
+    };
+    if out.len() <= PLAIN_CHUNK {
+        run((out, other));
+    } else {
+        out.par_chunks_mut(PLAIN_CHUNK)
+            .zip(other.par_chunks(PLAIN_CHUNK))
+            .for_each(run);
+    }
+}
+
+/// Each row of `x` plus `bias` (as candle's `broadcast_add`).
+fn add_bias(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// candle's RMS norm of each row of `x` (scales `alpha`) into `out`: the squares summed in order,
+/// `x / rms * alpha`. Rows are split across the rayon pool above 32, as candle splits them.
+fn rms_norm_rows(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32]) {
+    let dim = alpha.len();
+    let row = |(src, dst): (&[f32], &mut [f32])| {
+        let sum2 = src.iter().map(|&v| v * v).sum::<f32>();
+        let m = (sum2 / dim as f32 + eps).sqrt();
+        for ((d, &s), &a) in dst.iter_mut().zip(src).zip(alpha) {
+            *d = s / m * a;
+        }
+    };
+    if x.len() / dim <= 32 {
+        x.chunks_exact(dim)
+            .zip(out.chunks_exact_mut(dim))
+            .for_each(row);
+    } else {
+        x.par_chunks_exact(dim)
+            .zip(out.par_chunks_exact_mut(dim))
+            .for_each(row);
+    }
+}
+
 fn plain(q: Tensor, k: Tensor, v: Tensor) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
     Ok((flat(q)?, flat(k)?, flat(v)?))

@@ -664,7 +664,7 @@ impl QLinear {
 
     /// `x [.., k]` times the transposed weight: `[.., n]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let Some((kind, n, k)) = self.fast else {
+        let Some((_, n, k)) = self.fast else {
             return self.candle(x);
         };
         let held = matches!(self.weight, Weight::Candle { .. });
@@ -684,11 +684,7 @@ impl QLinear {
         if m == 0 || (held && m > FAST_MAX_ROWS && candle_for_batches()) {
             return self.candle(&x);
         }
-        // Batches on AVX-512 go through the panels (tokens in the lanes), which take the
-        // activations in natural order; AVX2 has row tiles only.
-        let panels = m > FAST_MAX_ROWS && level() == Some(Level::Avx512);
-        let order = if panels { Kind::Q6K } else { kind };
-        let acts = {
+        let out = {
             let (storage, layout) = x.storage_and_layout();
             let Storage::Cpu(cpu) = &*storage else {
                 drop(storage);
@@ -696,8 +692,27 @@ impl QLinear {
             };
             let all = cpu.as_slice::<f32>()?;
             let start = layout.start_offset();
-            quantize_rows(&all[start..start + m * k], m, k, order)
+            self.forward_rows(&all[start..start + m * k], m)?
         };
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("checked above") = n;
+        Tensor::from_vec(out, shape, x.device())
+    }
+
+    /// `m` rows of `k` values in `x` times the transposed weight: `m` rows of `n`, on the fast
+    /// kernels (an error for a layer that is not [`Self::is_fast`]).
+    pub fn forward_rows(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        let Some((kind, n, k)) = self.fast else {
+            candle_core::bail!("the fast kernels do not take this weight");
+        };
+        if x.len() != m * k {
+            candle_core::bail!("{} values are not {m} rows of {k}", x.len());
+        }
+        // Batches on AVX-512 go through the panels (tokens in the lanes), which take the
+        // activations in natural order; AVX2 has row tiles only.
+        let panels = m > FAST_MAX_ROWS && level() == Some(Level::Avx512);
+        let order = if panels { Kind::Q6K } else { kind };
+        let acts = quantize_rows(x, m, k, order);
         let data = self.data()?;
         let mut out = vec![0f32; m * n];
         if panels {
@@ -706,9 +721,7 @@ impl QLinear {
         } else {
             matmul_blocks(kind, &data, n, k / QK, &acts, m, &mut out);
         }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("checked above") = n;
-        Tensor::from_vec(out, shape, x.device())
+        Ok(out)
     }
 
     fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
