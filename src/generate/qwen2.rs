@@ -12,7 +12,7 @@
 //! own cache ([`CausalLm::fork`], [`CausalLm::select`]), and runs one token of each in one pass
 //! ([`CausalLm::forward_batch`]): the products are shared, and each row attends to its own cache.
 //! When every product runs on the fast kernels, the CPU pass keeps the rows as plain values from
-//! the embedding to the final norm ([`Qwen2::hidden_plain`]): norms, biases, residual sums and the
+//! the embedding to the final norm (`Qwen2::hidden_plain`): norms, biases, residual sums and the
 //! gating are loops with candle's float operations, bit for bit the same logits
 //! (`tests/real_models.rs`), without a fresh tensor and a hand-off to candle's thread pool each.
 
