@@ -253,10 +253,27 @@ pub fn matmul_blocks_on(
     m: usize,
     out: &mut [f32],
 ) {
-    check_shapes(kind, w, n, kb, acts, m, out);
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and only initialized values are written.
+    let out = unsafe { &mut *(out as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
+    blocks_into(level, kind, w, n, kb, acts, m, out);
+}
+
+/// [`matmul_blocks_on`] into `out`, which need not be initialized: every value is written.
+#[allow(clippy::too_many_arguments)]
+fn blocks_into(
+    level: Level,
+    kind: Kind,
+    w: &[u8],
+    n: usize,
+    kb: usize,
+    acts: &[ActBlock],
+    m: usize,
+    out: &mut [std::mem::MaybeUninit<f32>],
+) {
+    check_shapes(kind, w, n, kb, acts, m, out.len());
     assert!(supports(level), "this CPU cannot run the {level:?} kernels");
     let row_bytes = kb * kind.block_bytes();
-    let out_ptr = SyncPtr(out.as_mut_ptr());
+    let out_ptr = SyncPtr(out.as_mut_ptr().cast::<f32>());
     // Columns per task: for one row (decode), one even share per thread so the weights stream
     // once with every core; for a batch, enough columns that a task's weights stay in L2 while
     // the row tiles pass over them, and enough tasks to balance the threads.
@@ -305,7 +322,7 @@ fn check_shapes(
     kb: usize,
     acts: &[ActBlock],
     m: usize,
-    out: &[f32],
+    out: usize,
 ) {
     assert!(level().is_some(), "the fast kernels need AVX2 or AVX-512");
     assert!(
@@ -313,7 +330,7 @@ fn check_shapes(
         "weights shorter than {n} rows"
     );
     assert!(acts.len() >= m * kb, "activations shorter than {m} rows");
-    assert!(out.len() >= m * n, "output shorter than {m} x {n}");
+    assert!(out >= m * n, "output shorter than {m} x {n}");
 }
 
 /// A vector of `len` all-zero values of a plain-number type.
@@ -340,7 +357,7 @@ pub fn matmul_panels(
     out: &mut [f32],
 ) {
     use avx512::{PanelBlock, WeightBlock, PANEL};
-    check_shapes(kind, w, n, kb, acts, m, out);
+    check_shapes(kind, w, n, kb, acts, m, out.len());
     assert!(available(), "the batch panels need AVX-512 BW and VNNI");
     let bb = kind.block_bytes();
     // Panels of 16 tokens, an even number of them (the last ones padded with zeros).
@@ -714,13 +731,28 @@ impl QLinear {
         let order = if panels { Kind::Q6K } else { kind };
         let acts = quantize_rows(x, m, k, order);
         let data = self.data()?;
-        let mut out = vec![0f32; m * n];
         if panels {
+            let mut out = vec![0f32; m * n];
             #[cfg(target_arch = "x86_64")]
             matmul_panels(kind, &data, n, k / QK, &acts, m, &mut out);
-        } else {
-            matmul_blocks(kind, &data, n, k / QK, &acts, m, &mut out);
+            return Ok(out);
         }
+        // Not zeroed first: the row tiles write every value (a batch's outputs are megabytes,
+        // zeroed or faulted in fresh on every product otherwise).
+        let level = level().expect("a fast layer runs where the kernels do");
+        let mut out = Vec::with_capacity(m * n);
+        blocks_into(
+            level,
+            kind,
+            &data,
+            n,
+            k / QK,
+            &acts,
+            m,
+            &mut out.spare_capacity_mut()[..m * n],
+        );
+        // SAFETY: `blocks_into` wrote all `m * n` values.
+        unsafe { out.set_len(m * n) };
         Ok(out)
     }
 
