@@ -175,6 +175,9 @@ pub fn run(
         peak.map(|b| format!("{:.2} GB", b as f64 / 1e9))
             .unwrap_or_else(|| "unknown".into())
     );
+    // The process ends after this: the models are not taken apart first, piece by piece (the
+    // encoder's vocabulary alone is hundreds of thousands of allocations).
+    std::mem::forget((encoder, model, summarizer));
     Ok(true)
 }
 
