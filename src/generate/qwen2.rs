@@ -412,16 +412,14 @@ impl Layer {
         inv_freq: &[f32],
     ) -> Result<()> {
         let hidden = heads * head_dim;
-        let (qd, kd) = (heads * head_dim, kv_heads * head_dim);
-        let values = &self.values;
         let mut h = vec![0f32; n * hidden];
-        rms_norm_rows(x, &values.attn_norm, eps, &mut h);
+        rms_norm_rows(x, &self.values.attn_norm, eps, &mut h);
         let mut q = self.wq.forward_rows(&h, n)?;
         let mut k = self.wk.forward_rows(&h, n)?;
         let mut v = self.wv.forward_rows(&h, n)?;
-        add_bias(&mut q, &values.bq);
-        add_bias(&mut k, &values.bk);
-        add_bias(&mut v, &values.bv);
+        add_bias(&mut q, &self.values.bq);
+        add_bias(&mut k, &self.values.bk);
+        add_bias(&mut v, &self.values.bv);
         let mut y = vec![0f32; n * hidden];
         let shape = (heads, kv_heads, head_dim);
         match *rows {
@@ -432,28 +430,13 @@ impl Layer {
                 attend_cpu(cache, &mut q, &mut k, &v, pos, n, shape, inv_freq, &mut y);
             }
             Rows::Each { seqs, positions } => {
-                for (i, (&seq, &pos)) in seqs.iter().zip(positions).enumerate() {
-                    let Cache::Cpu(cache) = &mut self.caches[seq] else {
-                        candle_core::bail!("the pass on plain rows needs CPU caches");
-                    };
-                    attend_cpu(
-                        cache,
-                        &mut q[i * qd..(i + 1) * qd],
-                        &mut k[i * kd..(i + 1) * kd],
-                        &v[i * kd..(i + 1) * kd],
-                        pos,
-                        1,
-                        shape,
-                        inv_freq,
-                        &mut y[i * hidden..(i + 1) * hidden],
-                    );
-                }
+                self.attend_rows(&mut q, &mut k, &v, seqs, positions, shape, inv_freq, &mut y)?
             }
         }
         let a = self.wo.forward_rows(&y, n)?;
         // x1 = a + x
         combine(x, &a, |x, a| a + x);
-        rms_norm_rows(x, &values.ffn_norm, eps, &mut h);
+        rms_norm_rows(x, &self.values.ffn_norm, eps, &mut h);
         let mut gate = self.gate.forward_rows(&h, n)?;
         let up = self.up.forward_rows(&h, n)?;
         // candle's silu, then the product with `up`.
@@ -561,8 +544,28 @@ impl Layer {
         let (b, n, hidden) = x.dims3()?;
         let (q, k, v) = self.qkv(x)?;
         let (mut q, mut k, v) = plain(q, k, v)?;
-        let (qd, kd) = (heads * head_dim, kv_heads * head_dim);
         let mut y = vec![0f32; n * hidden];
+        let shape = (heads, kv_heads, head_dim);
+        self.attend_rows(&mut q, &mut k, &v, seqs, positions, shape, inv_freq, &mut y)?;
+        self.wo
+            .forward(&Tensor::from_vec(y, (b, n, hidden), x.device())?)
+    }
+
+    /// Row `i` of the queries, keys and values (one token each) attends to the cache of sequence
+    /// `seqs[i]` at position `positions[i]`, into row `i` of `y` (CPU caches only).
+    #[allow(clippy::too_many_arguments)]
+    fn attend_rows(
+        &mut self,
+        q: &mut [f32],
+        k: &mut [f32],
+        v: &[f32],
+        seqs: &[usize],
+        positions: &[usize],
+        (heads, kv_heads, head_dim): (usize, usize, usize),
+        inv_freq: &[f32],
+        y: &mut [f32],
+    ) -> Result<()> {
+        let (qd, kd) = (heads * head_dim, kv_heads * head_dim);
         for (i, (&seq, &pos)) in seqs.iter().zip(positions).enumerate() {
             let Cache::Cpu(cache) = &mut self.caches[seq] else {
                 candle_core::bail!("only CPU caches decode several sequences at once");
@@ -576,11 +579,10 @@ impl Layer {
                 1,
                 (heads, kv_heads, head_dim),
                 inv_freq,
-                &mut y[i * hidden..(i + 1) * hidden],
+                &mut y[i * qd..(i + 1) * qd],
             );
         }
-        self.wo
-            .forward(&Tensor::from_vec(y, (b, n, hidden), x.device())?)
+        Ok(())
     }
 
     /// The residual stream after attention `a` and the feed-forward block, given the stream `x`

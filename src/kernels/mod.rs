@@ -255,21 +255,38 @@ pub fn matmul_blocks_on(
 ) {
     // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and only initialized values are written.
     let out = unsafe { &mut *(out as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
-    blocks_into(level, kind, w, n, kb, acts, m, out);
+    let product = Product {
+        kind,
+        w,
+        n,
+        kb,
+        acts,
+        m,
+    };
+    blocks_into(level, &product, out);
+}
+
+/// The operands of one product: `n` weight rows of `kb` blocks of `kind` in `w`, `m` activation
+/// rows in `acts`.
+struct Product<'a> {
+    kind: Kind,
+    w: &'a [u8],
+    n: usize,
+    kb: usize,
+    acts: &'a [ActBlock],
+    m: usize,
 }
 
 /// [`matmul_blocks_on`] into `out`, which need not be initialized: every value is written.
-#[allow(clippy::too_many_arguments)]
-fn blocks_into(
-    level: Level,
-    kind: Kind,
-    w: &[u8],
-    n: usize,
-    kb: usize,
-    acts: &[ActBlock],
-    m: usize,
-    out: &mut [std::mem::MaybeUninit<f32>],
-) {
+fn blocks_into(level: Level, product: &Product, out: &mut [std::mem::MaybeUninit<f32>]) {
+    let Product {
+        kind,
+        w,
+        n,
+        kb,
+        acts,
+        m,
+    } = *product;
     check_shapes(kind, w, n, kb, acts, m, out.len());
     assert!(supports(level), "this CPU cannot run the {level:?} kernels");
     let row_bytes = kb * kind.block_bytes();
@@ -741,16 +758,15 @@ impl QLinear {
         // zeroed or faulted in fresh on every product otherwise).
         let level = level().expect("a fast layer runs where the kernels do");
         let mut out = Vec::with_capacity(m * n);
-        blocks_into(
-            level,
+        let product = Product {
             kind,
-            &data,
+            w: &data,
             n,
-            k / QK,
-            &acts,
+            kb: k / QK,
+            acts: &acts,
             m,
-            &mut out.spare_capacity_mut()[..m * n],
-        );
+        };
+        blocks_into(level, &product, &mut out.spare_capacity_mut()[..m * n]);
         // SAFETY: `blocks_into` wrote all `m * n` values.
         unsafe { out.set_len(m * n) };
         Ok(out)
