@@ -194,16 +194,7 @@ fn parse(data: &[u8]) -> std::result::Result<E5Image, String> {
 
     let (pieces, scores, ids) = read_vocabulary(&mut c)?;
     let table = read_char_table(&mut c)?;
-    // The tokenizer (a trie of some 250,000 pieces, most of the load) is built beside the weights.
-    let (tokenizer, weights) = std::thread::scope(|s| {
-        let tokenizer = s.spawn(|| build_tokenizer(pieces, scores, &ids, table));
-        let weights = read_tensors(&mut c, data, hidden);
-        let tokenizer = tokenizer
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (tokenizer, weights)
-    });
-    let weights = weights?;
+    let weights = read_tensors(&mut c, data, hidden)?;
 
     let config = Config {
         vocab_size: vocab,
@@ -221,7 +212,7 @@ fn parse(data: &[u8]) -> std::result::Result<E5Image, String> {
         model_type: Some("bert".into()),
         ..Config::default()
     };
-    let tokenizer = tokenizer?;
+    let tokenizer = build_tokenizer(pieces, scores, &ids, table)?;
     Ok(E5Image {
         config,
         weights,
