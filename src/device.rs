@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 /// any model runs; a pool that already exists is kept. A decoding step runs a few hundred parallel
 /// products, and each one handed to the pool from a thread outside it put that thread to sleep and
 /// woke a worker: on 2 Zen 3 cores a step took 41.7-43.0 ms that way and 37.6-38.6 ms from inside
-/// (`examples/decode_bench`, context 300). A thread of the pool that waits for another thread must keep running the pool's work
-/// meanwhile (`rayon::yield_now`), or work handed in by that thread can wait on it.
+/// (`examples/decode_bench`, context 300). A thread of the pool that waits for another thread must
+/// keep running the pool's work meanwhile (`rayon::yield_now`), or work handed in by that thread
+/// can wait on it.
 pub fn init_cpu_threads(threads: Option<usize>) {
     if let Some(n) = threads {
         // candle's CPU kernels size their work from RAYON_NUM_THREADS; set it before any pool starts.

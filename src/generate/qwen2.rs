@@ -72,13 +72,9 @@ impl Embed {
         match self {
             Self::Dense(e) => e.forward(ids),
             Self::Quantized(t) => {
-                let hidden = t.shape()[1];
                 let ids = ids.flatten_all()?.to_vec1::<u32>()?;
-                let mut out = vec![0f32; ids.len() * hidden];
-                for (row, &id) in out.chunks_exact_mut(hidden).zip(&ids) {
-                    t.dequantize_row(id as usize, row)?;
-                }
-                Tensor::from_vec(out, (1, ids.len(), hidden), &Device::Cpu)
+                let rows = self.rows(&ids)?;
+                Tensor::from_vec(rows, (1, ids.len(), t.shape()[1]), &Device::Cpu)
             }
         }
     }
@@ -196,7 +192,8 @@ impl Qwen2 {
         let head_dim = hidden / heads;
 
         let embed = Embed::new(tensor("token_embd.weight")?, hidden, device)?;
-        let norm = RmsNorm::from_qtensor(tensor("output_norm.weight")?.to_qtensor(device)?, eps)?;
+        let output_norm = tensor("output_norm.weight")?;
+        let norm = RmsNorm::from_qtensor(output_norm.to_qtensor(device)?, eps)?;
         // Models with tied embeddings have no output matrix of their own.
         let output = match tensor("output.weight") {
             Ok(w) => QMatMul::from_blocks(w, device)?,
@@ -208,12 +205,6 @@ impl Qwen2 {
             let q = |w: Blocks| QMatMul::from_blocks(w, device);
             let v = |w: Blocks| w.to_qtensor(device)?.dequantize(device);
             let norm = |w: Blocks| RmsNorm::from_qtensor(w.to_qtensor(device)?, eps);
-            let values = |w: &Blocks| {
-                w.to_qtensor(&Device::Cpu)?
-                    .dequantize(&Device::Cpu)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()
-            };
             let (bq, bk, bv) = (t("attn_q.bias")?, t("attn_k.bias")?, t("attn_v.bias")?);
             let (attn_norm, ffn_norm) = (t("attn_norm.weight")?, t("ffn_norm.weight")?);
             let values = LayerValues {
@@ -244,13 +235,7 @@ impl Qwen2 {
             });
         }
         let plain = match device {
-            Device::Cpu if layers.iter().all(Layer::products_fast) => Some({
-                let w = tensor("output_norm.weight")?;
-                w.to_qtensor(device)?
-                    .dequantize(device)?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?
-            }),
+            Device::Cpu if layers.iter().all(Layer::products_fast) => Some(values(&output_norm)?),
             _ => None,
         };
         let inv_freq: Vec<f32> = (0..head_dim)
@@ -842,7 +827,14 @@ impl CausalLm for Qwen2 {
     }
 }
 
-/// Projections as plain row-major values, for the CPU attention.
+/// A small unquantized tensor (a norm's scales, a bias) as plain values.
+fn values(w: &Blocks) -> Result<Vec<f32>> {
+    w.to_qtensor(&Device::Cpu)?
+        .dequantize(&Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()
+}
+
 /// Values per task of the element-wise loops on plain rows: fewer run on the calling thread.
 const PLAIN_CHUNK: usize = 4096;
 
@@ -893,6 +885,7 @@ fn rms_norm_rows(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// Projections as plain row-major values, for the CPU attention.
 fn plain(q: Tensor, k: Tensor, v: Tensor) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
     let flat = |t: Tensor| t.flatten_all()?.to_vec1::<f32>();
     Ok((flat(q)?, flat(k)?, flat(v)?))
