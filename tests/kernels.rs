@@ -57,6 +57,58 @@ fn check(weight: QTensor, same: QTensor, rows: &[usize], what: &str) {
     }
 }
 
+/// The activations' 8-bit blocks are candle's Q8_K blocks, bit for bit (values, scale, sums of 16),
+/// whichever quantizer this CPU runs: random rows, halves that must round away from zero, a zero
+/// block, a block whose largest magnitude comes first negative then positive, and a block with NaN.
+#[test]
+fn activations_quantize_to_candles_q8k_blocks() {
+    let mut x = random((1, 8 * QK), 5, 3.0)
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    // Block 1: the scale is exactly 1 (largest -127), and every value ends in .5 or is a whole.
+    for (i, v) in x[QK..2 * QK].iter_mut().enumerate() {
+        *v = (i as f32 - 128.0) / 2.0;
+    }
+    x[QK] = -127.0;
+    // Block 2: all zero (with a negative zero). Block 3: -2 before 2, both the largest magnitude.
+    x[2 * QK..3 * QK].fill(0.0);
+    x[2 * QK + 7] = -0.0;
+    x[3 * QK + 10] = -2.0;
+    x[3 * QK + 20] = 2.0;
+    // Block 4: a NaN among ordinary values. Block 5: tiny values, block 6: huge ones.
+    x[4 * QK + 33] = f32::NAN;
+    for v in &mut x[5 * QK..6 * QK] {
+        *v *= 1e-30;
+    }
+    for v in &mut x[6 * QK..7 * QK] {
+        *v *= 1e30;
+    }
+    let candle = QTensor::quantize(
+        &Tensor::from_vec(x.clone(), (1, 8 * QK), &Device::Cpu).unwrap(),
+        GgmlDType::Q8K,
+    )
+    .unwrap()
+    .data()
+    .unwrap()
+    .to_vec();
+    let ours = quantize_rows(&x, 1, 8 * QK, Kind::Q6K);
+    const BYTES: usize = 4 + QK + 32;
+    assert_eq!(candle.len(), 8 * BYTES);
+    for (b, (want, got)) in candle.chunks_exact(BYTES).zip(&ours).enumerate() {
+        let d = f32::from_le_bytes(want[..4].try_into().unwrap());
+        assert_eq!(d.to_bits(), got.d.to_bits(), "block {b}: scale");
+        let qs: Vec<i8> = want[4..4 + QK].iter().map(|&v| v as i8).collect();
+        assert_eq!(qs, got.qs, "block {b}: values");
+        let sums: Vec<i16> = want[4 + QK..]
+            .chunks_exact(2)
+            .map(|s| i16::from_le_bytes([s[0], s[1]]))
+            .collect();
+        assert_eq!(sums, got.bs16, "block {b}: sums");
+    }
+}
+
 #[test]
 fn fast_kernels_match_candle_on_random_weights() {
     let Some(level) = level() else {
@@ -149,6 +201,33 @@ fn blocks_read_in_place_in_a_mapped_file_match_the_same_blocks_held() {
         let past = map.len() - bytes.len() + 1;
         assert!(Blocks::mapped(map.clone(), past, dtype, vec![24, 512]).is_err());
         assert!(Blocks::mapped(map, 0, dtype, vec![24, 500]).is_err());
+    }
+}
+
+/// Several products of the same rows in one go (`QLinear::forward_rows_each`: quantized once per
+/// order, one parallel pass) give each product's own outputs, bit for bit, in the order asked;
+/// weights of both kinds and of different widths, one row (decode), a few, and a batch.
+#[test]
+fn products_of_the_same_rows_in_one_go_match_each_alone() {
+    if level().is_none() {
+        eprintln!("no fast kernels here: nothing to compare");
+        return;
+    }
+    let layer = |dtype, n, seed| {
+        let w = random((n, 512), seed, 1.0);
+        QLinear::new(QTensor::quantize(&w, dtype).unwrap()).unwrap()
+    };
+    let a = layer(GgmlDType::Q4K, 48, 1);
+    let b = layer(GgmlDType::Q6K, 16, 2);
+    let c = layer(GgmlDType::Q4K, 24, 3);
+    for m in [1, 3, 20] {
+        let x = random((m, 512), 40 + m as u64, 2.0);
+        let x = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let [ga, gb, gc] = QLinear::forward_rows_each([&a, &b, &c], &x, m).unwrap();
+        assert_eq!(ga, a.forward_rows(&x, m).unwrap(), "{m} rows, first");
+        assert_eq!(gb, b.forward_rows(&x, m).unwrap(), "{m} rows, second");
+        assert_eq!(gc, c.forward_rows(&x, m).unwrap(), "{m} rows, third");
+        assert_eq!((ga.len(), gb.len(), gc.len()), (m * 48, m * 16, m * 24));
     }
 }
 

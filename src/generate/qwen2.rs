@@ -399,9 +399,8 @@ impl Layer {
         let hidden = heads * head_dim;
         let mut h = vec![0f32; n * hidden];
         rms_norm_rows(x, &self.values.attn_norm, eps, &mut h);
-        let mut q = self.wq.forward_rows(&h, n)?;
-        let mut k = self.wk.forward_rows(&h, n)?;
-        let mut v = self.wv.forward_rows(&h, n)?;
+        let [mut q, mut k, mut v] =
+            QLinear::forward_rows_each([&self.wq, &self.wk, &self.wv], &h, n)?;
         add_bias(&mut q, &self.values.bq);
         add_bias(&mut k, &self.values.bk);
         add_bias(&mut v, &self.values.bv);
@@ -422,8 +421,7 @@ impl Layer {
         // x1 = a + x
         combine(x, &a, |x, a| a + x);
         rms_norm_rows(x, &self.values.ffn_norm, eps, &mut h);
-        let mut gate = self.gate.forward_rows(&h, n)?;
-        let up = self.up.forward_rows(&h, n)?;
+        let [mut gate, up] = QLinear::forward_rows_each([&self.gate, &self.up], &h, n)?;
         // candle's silu, then the product with `up`.
         combine(&mut gate, &up, |g, u| (g / (1.0 + (-g).exp())) * u);
         let down = self.down.forward_rows(&gate, n)?;

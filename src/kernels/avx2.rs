@@ -232,3 +232,75 @@ unsafe fn q6k<const R: usize>(w: &[u8], kb: usize, a: &[ActBlock], sums: &mut [f
         sums[r] = hsum(acc[r]);
     }
 }
+
+/// [`super::quantize_block`] with the scans and the rounding eight values at a time: the same
+/// block, bit for bit (the largest magnitude's first value sets the scale; halves round away
+/// from zero as `f32::round` does). `false`, with `blk` untouched, for a block holding NaN, which
+/// the scalar code handles.
+pub fn quantize_block(x: &[f32; super::QK], blk: &mut ActBlock, kind: super::Kind) -> bool {
+    // SAFETY: called only where `available()` said yes (`super::quantize_rows`).
+    unsafe { quantize_block_avx2(x, blk, kind) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_block_avx2(x: &[f32; super::QK], blk: &mut ActBlock, kind: super::Kind) -> bool {
+    const V: usize = super::QK / 8;
+    let p = x.as_ptr();
+    let sign = _mm256_set1_ps(-0.0);
+    let mut most = _mm256_setzero_ps();
+    let mut nan = _mm256_setzero_ps();
+    for i in 0..V {
+        let v = _mm256_loadu_ps(p.add(8 * i));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        most = _mm256_max_ps(most, _mm256_andnot_ps(sign, v));
+    }
+    if _mm256_movemask_ps(nan) != 0 {
+        return false;
+    }
+    let m = _mm_max_ps(_mm256_castps256_ps128(most), _mm256_extractf128_ps(most, 1));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    if amax == 0.0 {
+        *blk = ActBlock::ZERO;
+        return true;
+    }
+    // The first value of that magnitude, sign and all.
+    let target = _mm256_set1_ps(amax);
+    let mut max = amax;
+    for i in 0..V {
+        let v = _mm256_loadu_ps(p.add(8 * i));
+        let hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, v), target, _CMP_EQ_OQ));
+        if hit != 0 {
+            max = x[8 * i + hit.trailing_zeros() as usize];
+            break;
+        }
+    }
+    let iscale = -127f32 / max;
+    let s = _mm256_set1_ps(iscale);
+    let half = _mm256_set1_ps(0.5);
+    let one = _mm256_set1_ps(1.0);
+    let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+    // Rounded as `f32::round`: truncated, then one step away from zero when the part cut off (exact
+    // in f32) is at least a half.
+    let round = |i: usize| {
+        let v = _mm256_mul_ps(s, _mm256_loadu_ps(p.add(8 * i)));
+        let t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        let cut = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+        let step = _mm256_and_ps(
+            _mm256_cmp_ps(cut, half, _CMP_GE_OQ),
+            _mm256_or_ps(one, _mm256_and_ps(sign, v)),
+        );
+        let r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(t, step), lo), hi);
+        _mm256_cvttps_epi32(r)
+    };
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let mut q = [0i8; super::QK];
+    for c in 0..V / 4 {
+        let a = _mm256_packs_epi32(round(4 * c), round(4 * c + 1));
+        let b = _mm256_packs_epi32(round(4 * c + 2), round(4 * c + 3));
+        let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order);
+        _mm256_storeu_si256(q.as_mut_ptr().add(32 * c) as *mut __m256i, bytes);
+    }
+    super::finish_block(&q, 1.0 / iscale, blk, kind);
+    true
+}

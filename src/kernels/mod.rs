@@ -5,8 +5,9 @@
 //! bytes than the blocks they come from; that doubles the chat model's weight memory and makes the
 //! one-token product (decode, memory-bound) stream a third more bytes than the file holds. Here the
 //! weights stay as the GGUF's Q4_K / Q6_K blocks (one copy in memory, streamed once per product),
-//! the activations are quantized once per product to 8 bits per value with one scale per 256 (as
-//! candle's and llama.cpp's Q8_K), and the dot products run as int8 x uint8 multiply-adds
+//! the activations are quantized to 8 bits per value with one scale per 256 (as candle's and
+//! llama.cpp's Q8_K; once for all the products that read the same rows,
+//! [`QLinear::forward_rows_each`]), and the dot products run as int8 x uint8 multiply-adds
 //! (`vpmaddubsw`) whose 16-bit pairs are scaled by the blocks' sub-scales and summed in 32 bits
 //! (AVX-512 VNNI `vpdpwssd`), up to 8 activation rows against one weight row at a time
 //! ([`matmul_blocks`]: decode and guess checks). Larger batches (prefill) put 16 tokens in the
@@ -168,6 +169,17 @@ pub fn quantize_rows(x: &[f32], m: usize, k: usize, kind: Kind) -> Vec<ActBlock>
 }
 
 fn quantize_block(x: &[f32], blk: &mut ActBlock, kind: Kind) {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(x) = <&[f32; QK]>::try_from(x) {
+        if avx2::available() && avx2::quantize_block(x, blk, kind) {
+            return;
+        }
+    }
+    quantize_block_scalar(x, blk, kind)
+}
+
+/// The reference [`quantize_block`], one value at a time (candle's Q8_K rounding).
+fn quantize_block_scalar(x: &[f32], blk: &mut ActBlock, kind: Kind) {
     let mut max = 0f32;
     let mut amax = 0f32;
     for &v in x {
@@ -185,15 +197,21 @@ fn quantize_block(x: &[f32], blk: &mut ActBlock, kind: Kind) {
     for (q, &v) in q.iter_mut().zip(x) {
         *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
     }
+    finish_block(&q, 1.0 / iscale, blk, kind);
+}
+
+/// Fills `blk` from the quantized values `q` (natural order) and their scale `d`: the sums, and
+/// `qs` in the order `kind` reads it.
+fn finish_block(q: &[i8; QK], d: f32, blk: &mut ActBlock, kind: Kind) {
     for j in 0..16 {
         blk.bs16[j] = q[j * 16..j * 16 + 16].iter().map(|&v| v as i16).sum();
     }
-    blk.d = 1.0 / iscale;
+    blk.d = d;
     for j in 0..8 {
         blk.dbs32[j] = blk.d * (blk.bs16[2 * j] as i32 + blk.bs16[2 * j + 1] as i32) as f32;
     }
     match kind {
-        Kind::Q6K => blk.qs = q,
+        Kind::Q6K => blk.qs = *q,
         Kind::Q4K => {
             const ORDER: [usize; 8] = [0, 2, 1, 3, 4, 6, 5, 7];
             for (slot, &chunk) in ORDER.iter().enumerate() {
@@ -263,7 +281,7 @@ pub fn matmul_blocks_on(
         acts,
         m,
     };
-    blocks_into(level, &product, out);
+    products_into(level, std::slice::from_ref(&product), &mut [out]);
 }
 
 /// The operands of one product: `n` weight rows of `kb` blocks of `kind` in `w`, `m` activation
@@ -277,56 +295,72 @@ struct Product<'a> {
     m: usize,
 }
 
-/// [`matmul_blocks_on`] into `out`, which need not be initialized: every value is written.
-fn blocks_into(level: Level, product: &Product, out: &mut [std::mem::MaybeUninit<f32>]) {
-    let Product {
-        kind,
-        w,
-        n,
-        kb,
-        acts,
-        m,
-    } = *product;
-    check_shapes(kind, w, n, kb, acts, m, out.len());
+/// Each of `products` into its `outs` (which need not be initialized: every value is written),
+/// as the tasks of one parallel pass: the output columns of every product split into tasks, all
+/// of them shared out to the rayon pool together (a small product alone, such as the keys' 256
+/// columns, leaves threads waiting at its end).
+fn products_into(
+    level: Level,
+    products: &[Product],
+    outs: &mut [&mut [std::mem::MaybeUninit<f32>]],
+) {
+    assert_eq!(products.len(), outs.len());
     assert!(supports(level), "this CPU cannot run the {level:?} kernels");
-    let row_bytes = kb * kind.block_bytes();
-    let out_ptr = SyncPtr(out.as_mut_ptr().cast::<f32>());
-    // Columns per task: for one row (decode), one even share per thread so the weights stream
-    // once with every core; for a batch, enough columns that a task's weights stay in L2 while
-    // the row tiles pass over them, and enough tasks to balance the threads.
     let threads = rayon::current_num_threads().max(1);
-    let cols = if m == 1 {
-        n.div_ceil(threads * 4).max(16)
-    } else {
-        (256 * 1024 / row_bytes)
-            .clamp(8, 64)
-            .min(n.div_ceil(threads * 2).max(8))
-    };
-    let tasks = n.div_ceil(cols);
-    let run = |t: usize| {
+    // Per product: bytes of a weight row, columns per task, tasks, where its outputs go.
+    let splits: Vec<(usize, usize, usize, SyncPtr)> = products
+        .iter()
+        .zip(outs.iter_mut())
+        .map(|(p, out)| {
+            check_shapes(p.kind, p.w, p.n, p.kb, p.acts, p.m, out.len());
+            let row_bytes = p.kb * p.kind.block_bytes();
+            // Columns per task: for one row (decode), one even share per thread so the weights
+            // stream once with every core; for a batch, enough columns that a task's weights
+            // stay in L2 while the row tiles pass over them, and enough tasks to balance the
+            // threads.
+            let cols = if p.m == 1 {
+                p.n.div_ceil(threads * 4).max(16)
+            } else {
+                (256 * 1024 / row_bytes)
+                    .clamp(8, 64)
+                    .min(p.n.div_ceil(threads * 2).max(8))
+            };
+            let ptr = SyncPtr(out.as_mut_ptr().cast::<f32>());
+            (row_bytes, cols, p.n.div_ceil(cols), ptr)
+        })
+        .collect();
+    let jobs: Vec<(usize, usize)> = splits
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| (0..s.2).map(move |t| (i, t)))
+        .collect();
+    let run = |&(i, t): &(usize, usize)| {
+        let p = &products[i];
+        let (row_bytes, cols, _, out) = splits[i];
         let c0 = t * cols;
-        let c1 = n.min(c0 + cols);
-        // SAFETY: each task writes only its own columns c0..c1 of every row.
+        let c1 = p.n.min(c0 + cols);
+        // SAFETY: each task writes only its own columns c0..c1 of every row of its product's
+        // output, which holds `m * n` values (checked above).
         unsafe {
             tile(
                 level,
-                kind,
-                w,
+                p.kind,
+                p.w,
                 row_bytes,
                 c0,
                 c1,
-                kb,
-                acts,
-                m,
-                n,
-                out_ptr.get(),
+                p.kb,
+                p.acts,
+                p.m,
+                p.n,
+                out.get(),
             )
         }
     };
-    if tasks == 1 || threads == 1 {
-        (0..tasks).for_each(run);
+    if jobs.len() == 1 || threads == 1 {
+        jobs.iter().for_each(run);
     } else {
-        (0..tasks).into_par_iter().for_each(run);
+        jobs.par_iter().for_each(run);
     }
 }
 
@@ -736,40 +770,87 @@ impl QLinear {
     /// `m` rows of `k` values in `x` times the transposed weight: `m` rows of `n`, on the fast
     /// kernels (an error for a layer that is not [`Self::is_fast`]).
     pub fn forward_rows(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
-        let Some((kind, n, k)) = self.fast else {
-            candle_core::bail!("the fast kernels do not take this weight");
-        };
-        if x.len() != m * k {
-            candle_core::bail!("{} values are not {m} rows of {k}", x.len());
+        let [out] = Self::forward_rows_each([self], x, m)?;
+        Ok(out)
+    }
+
+    /// The same rows `x` times each of `layers`' weights, as [`Self::forward_rows`] does one, in
+    /// one go: the activations are quantized once for the products that read them in the same
+    /// order, and the row tiles of all the products are tasks of one parallel pass (a layer's
+    /// queries, keys and values; its gate and up projections).
+    pub fn forward_rows_each<const N: usize>(
+        layers: [&QLinear; N],
+        x: &[f32],
+        m: usize,
+    ) -> Result<[Vec<f32>; N]> {
+        let mut shapes = [(Kind::Q4K, 0, 0); N];
+        for (shape, layer) in shapes.iter_mut().zip(layers) {
+            let Some(fast) = layer.fast else {
+                candle_core::bail!("the fast kernels do not take this weight");
+            };
+            if x.len() != m * fast.2 {
+                candle_core::bail!("{} values are not {m} rows of {}", x.len(), fast.2);
+            }
+            *shape = fast;
         }
         // Batches on AVX-512 go through the panels (tokens in the lanes), which take the
         // activations in natural order; AVX2 has row tiles only.
         let panels = m > FAST_MAX_ROWS && level() == Some(Level::Avx512);
-        let order = if panels { Kind::Q6K } else { kind };
-        let acts = quantize_rows(x, m, k, order);
-        let data = self.data()?;
+        let order = |kind| if panels { Kind::Q6K } else { kind };
+        let mut quantized: Vec<(Kind, Vec<ActBlock>)> = Vec::with_capacity(2);
+        for &(kind, _, k) in &shapes {
+            if !quantized.iter().any(|(o, _)| *o == order(kind)) {
+                quantized.push((order(kind), quantize_rows(x, m, k, order(kind))));
+            }
+        }
+        let acts = |kind| {
+            let (_, acts) = quantized
+                .iter()
+                .find(|(o, _)| *o == order(kind))
+                .expect("quantized above");
+            acts.as_slice()
+        };
+        let data = layers
+            .iter()
+            .map(|layer| layer.data())
+            .collect::<Result<Vec<_>>>()?;
         if panels {
-            let mut out = vec![0f32; m * n];
-            #[cfg(target_arch = "x86_64")]
-            matmul_panels(kind, &data, n, k / QK, &acts, m, &mut out);
-            return Ok(out);
+            let outs = std::array::from_fn(|i| {
+                let (kind, n, k) = shapes[i];
+                let mut out = vec![0f32; m * n];
+                #[cfg(target_arch = "x86_64")]
+                matmul_panels(kind, &data[i], n, k / QK, acts(kind), m, &mut out);
+                out
+            });
+            return Ok(outs);
         }
         // Not zeroed first: the row tiles write every value (a batch's outputs are megabytes,
         // zeroed or faulted in fresh on every product otherwise).
         let level = level().expect("a fast layer runs where the kernels do");
-        let mut out = Vec::with_capacity(m * n);
-        let product = Product {
-            kind,
-            w: &data,
-            n,
-            kb: k / QK,
-            acts: &acts,
-            m,
-        };
-        blocks_into(level, &product, &mut out.spare_capacity_mut()[..m * n]);
-        // SAFETY: `blocks_into` wrote all `m * n` values.
-        unsafe { out.set_len(m * n) };
-        Ok(out)
+        let mut outs: [Vec<f32>; N] = std::array::from_fn(|i| Vec::with_capacity(m * shapes[i].1));
+        let products: Vec<Product> = shapes
+            .iter()
+            .zip(&data)
+            .map(|(&(kind, n, k), w)| Product {
+                kind,
+                w,
+                n,
+                kb: k / QK,
+                acts: acts(kind),
+                m,
+            })
+            .collect();
+        let mut spare: Vec<_> = outs
+            .iter_mut()
+            .zip(&shapes)
+            .map(|(out, &(_, n, _))| &mut out.spare_capacity_mut()[..m * n])
+            .collect();
+        products_into(level, &products, &mut spare);
+        for (out, &(_, n, _)) in outs.iter_mut().zip(&shapes) {
+            // SAFETY: `products_into` wrote all `m * n` values.
+            unsafe { out.set_len(m * n) };
+        }
+        Ok(outs)
     }
 
     fn data(&self) -> Result<std::borrow::Cow<'_, [u8]>> {
