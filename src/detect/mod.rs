@@ -19,6 +19,7 @@ pub mod head;
 pub mod spans;
 pub mod train;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::encode::{Encoder, Prefix, TokenVectors};
@@ -154,8 +155,10 @@ impl<'a> Detector<'a> {
         for ((d, i, _), v) in all.iter().zip(vectors) {
             per_doc[*d][*i] = Some(v);
         }
+        // The documents' decisions side by side: each runs a few small encoder batches (its
+        // candidate phrases) that alone leave a core idle, and each depends on its own text only.
         texts
-            .iter()
+            .par_iter()
             .zip(&segmented)
             .zip(per_doc)
             .map(|((text, sents), vecs)| {
